@@ -1,0 +1,55 @@
+"""mlacc's dialects (`mlacc`, `mla`, `moe`, `fp8`), defined in Python on the MLIR bindings.
+
+`make_context()` is the one way to get a context where they, torch-mlir's `torch` dialect and
+the upstream dialects are all usable. Nothing in this package imports torch.
+"""
+
+from __future__ import annotations
+
+from ._mlir import ext, ir, torch_dialect
+from .base import GraphOp, VerificationError
+from .core import Core
+from .fp8 import FP8
+from .mla import MLA
+from .moe import MoE
+from .types import TensorInfo, tensor_info, vtensor_type
+
+DIALECTS: tuple[type[ext.Dialect], ...] = (Core, MLA, MoE, FP8)
+
+
+def load_dialects(ctx: ir.Context) -> None:
+    """Registers torch-mlir's dialect and loads ours into `ctx` (idempotent)."""
+    torch_dialect.register_dialect(ctx)
+    with ctx:
+        for dialect in DIALECTS:
+            if not ctx.is_dialect_loaded(dialect.DIALECT_NAMESPACE):
+                dialect.load()
+
+
+def make_context() -> ir.Context:
+    """A fresh context with every dialect mlacc uses loaded."""
+    ctx = ir.Context()
+    load_dialects(ctx)
+    return ctx
+
+
+def all_ops() -> list[type[GraphOp]]:
+    """Every op class of every mlacc dialect, in dialect then definition order."""
+    return [op for dialect in DIALECTS for op in dialect.operations]
+
+
+__all__ = [
+    "DIALECTS",
+    "FP8",
+    "MLA",
+    "Core",
+    "GraphOp",
+    "MoE",
+    "TensorInfo",
+    "VerificationError",
+    "all_ops",
+    "load_dialects",
+    "make_context",
+    "tensor_info",
+    "vtensor_type",
+]

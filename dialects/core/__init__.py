@@ -1,0 +1,6 @@
+"""The `mlacc` core dialect."""
+
+from .dialect import Core
+from .ops import WeightOp, weight
+
+__all__ = ["Core", "WeightOp", "weight"]

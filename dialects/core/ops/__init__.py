@@ -1,0 +1,5 @@
+"""The `mlacc` core ops."""
+
+from .weight import WeightOp, weight
+
+__all__ = ["WeightOp", "weight"]

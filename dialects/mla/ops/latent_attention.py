@@ -1,0 +1,96 @@
+"""`mla.latent_attention`."""
+
+from ..._mlir import ext, ir
+from ...base import (
+    AnyTensor,
+    build,
+    expect,
+    expect_dim,
+    expect_dtype,
+    expect_float,
+    expect_rank,
+    positive,
+)
+from ...types import INT_DTYPES, TensorInfo
+from ..dialect import MlaOp
+
+
+class LatentAttentionOp(MlaOp, name="latent_attention"):
+    """Absorbed MLA attention over the latent KV cache; no per-head K or V exists.
+
+    ``kv_cache`` is ``[B, T, C + dr]``: per token the normalized latent ``c`` (``C =
+    kv_lora_rank``) and the rotated shared key ``k_pe``. With ``q_latent`` ``[B, S, H, C]``
+    (from `mla.absorb_query`) and ``q_pe`` ``[B, S, H, dr]``:
+    ``score[b,h,i,j] = (q_latent·c_j + q_pe·k_pe_j) * softmax_scale`` for cache slots
+    ``j <= positions[b,i]``, softmax in fp32, ``ctx[b,i,h] = Σ_j p · c_j`` (``[B, S, H, C]``).
+    The value up-projection follows in `mla.absorb_output`.
+    """
+
+    q_latent: ext.Operand[AnyTensor]
+    q_pe: ext.Operand[AnyTensor]
+    kv_cache: ext.Operand[AnyTensor]
+    positions: ext.Operand[AnyTensor]
+    kv_lora_rank: ir.IntegerAttr
+    softmax_scale: ir.FloatAttr
+    ctx: ext.Result[AnyTensor]
+
+    @staticmethod
+    def infer(
+        *,
+        q_latent: TensorInfo,
+        q_pe: TensorInfo,
+        kv_cache: TensorInfo,
+        positions: TensorInfo,
+        kv_lora_rank: int,
+        softmax_scale: float,
+    ) -> list[TensorInfo]:
+        positive(kv_lora_rank, "kv_lora_rank")
+        expect(
+            softmax_scale > 0, f"attribute 'softmax_scale' must be positive, got {softmax_scale}"
+        )
+        for name, t, rank in (
+            ("q_latent", q_latent, 4),
+            ("q_pe", q_pe, 4),
+            ("kv_cache", kv_cache, 3),
+        ):
+            expect_float(t, name)
+            expect_rank(t, name, rank)
+        b, s, h, c = q_latent.shape
+        expect_dim(c, kv_lora_rank, "q_latent last dim (kv_lora_rank)")
+        expect_dim(q_pe.shape[0], b, "q_pe batch size")
+        expect_dim(q_pe.shape[1], s, "q_pe sequence length")
+        expect_dim(q_pe.shape[2], h, "q_pe heads")
+        dr = q_pe.shape[3]
+        expect_dim(kv_cache.shape[0], b, "kv_cache batch size")
+        entry = None if dr is None else kv_lora_rank + dr
+        expect_dim(
+            kv_cache.shape[2], entry, "kv_cache entry size (kv_lora_rank + qk_rope_head_dim)"
+        )
+        expect_rank(positions, "positions", 2)
+        expect_dtype(positions, "positions", INT_DTYPES)
+        expect_dim(positions.shape[0], b, "positions batch size")
+        expect_dim(positions.shape[1], s, "positions sequence length")
+        return [q_latent]
+
+
+def latent_attention(
+    q_latent: ir.Value,
+    q_pe: ir.Value,
+    kv_cache: ir.Value,
+    positions: ir.Value,
+    *,
+    kv_lora_rank: int,
+    softmax_scale: float,
+    loc: ir.Location | None = None,
+) -> ir.Value:
+    """Builds `mla.latent_attention`."""
+    return build(
+        LatentAttentionOp,
+        q_latent=q_latent,
+        q_pe=q_pe,
+        kv_cache=kv_cache,
+        positions=positions,
+        kv_lora_rank=kv_lora_rank,
+        softmax_scale=softmax_scale,
+        loc=loc,
+    ).result

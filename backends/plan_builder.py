@@ -1,0 +1,151 @@
+"""Lowers graph-level MLIR (mla/moe/fp8/mlacc ops + torch dialect) to a run-side `Plan`.
+
+Every public `func.func` becomes a plan `Function`. Torch-dialect constants and list
+constructions fold into literal arguments; `torch.vtensor.literal` tensors become
+artifact constants (weights named ``__constant.<n>``); dialect ops keep their attributes as
+plain values; every other op becomes a step named after the op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..dialects._mlir import func, ir
+from ..dialects.base import attr_to_python
+from ..dialects.locations import format_location
+from ..dialects.types import tensor_info
+from ..runtime.errors import CompileError
+from ..runtime.plan import Arg, Function, Plan, Step, TensorSpec, lit, lst, ref
+
+CONSTANT_PREFIX = "__constant."
+
+_SCALAR_CONSTANTS = ("torch.constant.int", "torch.constant.float", "torch.constant.bool",
+                     "torch.constant.str", "torch.constant.number", "torch.constant.device")
+
+
+def entry_functions(module: ir.Module) -> list[func.FuncOp]:
+    """The module's public functions (its entry points), in order."""
+    out = []
+    for op in module.body.operations:
+        if isinstance(op, func.FuncOp) and "sym_visibility" not in op.attributes:
+            out.append(op)
+    return out
+
+
+def spec_of(t: ir.Type) -> TensorSpec | None:
+    """The plan spec of a tensor type; None for non-tensors."""
+    info = tensor_info(t)
+    return None if info is None else TensorSpec(list(info.shape), info.dtype)
+
+
+class PlanBuilder:
+    """Builds one `Plan` (and the constants it needs) from a module."""
+
+    def __init__(self) -> None:
+        self.constants: dict[str, torch.Tensor] = {}
+        self._ids: dict[ir.Value, int] = {}
+        self._literals: dict[ir.Value, Arg] = {}
+
+    def build(self, module: ir.Module) -> Plan:
+        """Lowers every entry point of `module`."""
+        functions = {}
+        for f in entry_functions(module):
+            name = ir.StringAttr(f.attributes["sym_name"]).value
+            functions[name] = self._function(name, f)
+        if not functions:
+            raise CompileError("module has no public func.func to compile")
+        return Plan(functions=functions)
+
+    def _function(self, name: str, f: func.FuncOp) -> Function:
+        block = f.regions[0].blocks[0]
+        inputs, input_specs = [], []
+        for i, arg in enumerate(block.arguments):
+            spec = spec_of(arg.type)
+            if spec is None:
+                raise CompileError(f"entry point '{name}' argument {i} has type {arg.type}; "
+                                   "entry points take ranked tensors")
+            inputs.append(self._define(arg))
+            input_specs.append(spec)
+        steps: list[Step] = []
+        outputs: list[Arg] = []
+        output_specs: list[TensorSpec | None] = []
+        for op in block.operations:
+            if op.operation.name == "func.return":
+                outputs = [self._arg(v) for v in op.operands]
+                output_specs = [spec_of(v.type) for v in op.operands]
+                continue
+            step = self._step(op)
+            if step is not None:
+                steps.append(step)
+        return Function(name, inputs, input_specs, steps, outputs, output_specs)
+
+    def _define(self, value: ir.Value) -> int:
+        vid = len(self._ids)
+        self._ids[value] = vid
+        return vid
+
+    def _arg(self, value: ir.Value) -> Arg:
+        if value in self._literals:
+            return self._literals[value]
+        return ref(self._ids[value])
+
+    def _step(self, op: ir.OpView) -> Step | None:
+        name = op.operation.name
+        result = op.results[0] if len(op.results) == 1 else None
+        if name in _SCALAR_CONSTANTS:
+            self._literals[result] = lit(attr_to_python(op.attributes["value"]))
+            return None
+        if name == "torch.constant.none":
+            self._literals[result] = lit(None)
+            return None
+        if name == "torch.prim.ListConstruct":
+            self._literals[result] = lst([self._arg(v) for v in op.operands])
+            return None
+        loc = format_location(op.location)
+        if name == "torch.vtensor.literal":
+            key = f"{CONSTANT_PREFIX}{len(self.constants)}"
+            self.constants[key] = _dense_to_tensor(op.attributes["value"], loc)
+            return Step("mlacc.weight", [], [self._define(result)], {"key": key}, loc)
+        if hasattr(type(op), "infer") or name == "mlacc.weight":
+            return self._dialect_step(op, loc)
+        args = [self._arg(v) for v in op.operands]
+        return Step(name, args, [self._define(r) for r in op.results], {}, loc)
+
+    def _dialect_step(self, op: ir.OpView, loc: str) -> Step:
+        cls = type(op)
+        args = []
+        for field in cls.operand_fields():
+            value = getattr(op, field.name)
+            if value is None:
+                args.append(lit(None))
+            elif isinstance(value, ir.Value):
+                args.append(self._arg(value))
+            else:
+                args.append(lst([self._arg(v) for v in value]))
+        results = []
+        for field in cls.result_fields():
+            value = getattr(op, field.name)
+            results.append(None if value is None else self._define(value))
+        attrs = {f.name: attr_to_python(getattr(op, f.name)) for f in cls.attribute_fields()}
+        return Step(op.operation.name, args, results, attrs, loc)
+
+
+def _dense_to_tensor(attr: ir.Attribute, loc: str) -> torch.Tensor:
+    try:
+        array = np.array(attr)
+    except Exception as err:  # noqa: BLE001 - resource blobs etc. are not readable here
+        raise CompileError(f"{loc}: cannot read constant {str(attr)[:60]}: {err}") from None
+    if isinstance(attr, ir.DenseElementsAttr) and attr.is_splat:
+        shape = ir.ShapedType(attr.type).shape
+        array = np.full(shape, array.reshape(-1)[0] if array.size else 0, dtype=array.dtype)
+    return torch.from_numpy(np.ascontiguousarray(array)).clone()
+
+
+def build_plan(module: ir.Module) -> tuple[Plan, dict[str, Any]]:
+    """Lowers `module` to a plan; returns (plan, constants to store beside the weights)."""
+    builder = PlanBuilder()
+    plan = builder.build(module)
+    return plan, builder.constants

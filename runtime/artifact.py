@@ -1,0 +1,162 @@
+"""The `.mlacc` artifact: one zip file (stored, not compressed) with fixed members.
+
+    manifest.json         format + version, mlacc version, target, executor, pipeline,
+                          entry points (input/output signatures, pytree specs), weight list
+    module.mlir           the final MLIR, for people and tools (the run side never parses it)
+    weights.safetensors   the weights by name (absent for timing-only artifacts)
+    payload/...           the backend's files: its plan, kernels, device description, ...
+
+Nothing in the file is executed when it is loaded: no pickle; pytree specs are JSON.
+Writing is atomic (temporary name in the same folder, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArtifactError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .executable import Executable
+
+FORMAT = "mlacc-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODULE = "module.mlir"
+WEIGHTS = "weights.safetensors"
+PAYLOAD_PREFIX = "payload/"
+
+
+@dataclass
+class Artifact:
+    """A compiled model: manifest, final MLIR, weights and the backend's payload files."""
+
+    manifest: dict[str, Any]
+    mlir: str
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    payload: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return self.manifest["target"]
+
+    def payload_json(self, name: str) -> Any:
+        """Parses payload file `name` as JSON (ArtifactError if absent or malformed)."""
+        if name not in self.payload:
+            raise ArtifactError(f"artifact has no payload file '{name}'")
+        try:
+            return json.loads(self.payload[name])
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ArtifactError(f"payload file '{name}' is not valid JSON: {err}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the artifact to `path` atomically; returns the path."""
+        path = Path(path)
+        blob = _weights_blob(self.weights)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        os.close(fd)
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
+                zf.writestr(MODULE, self.mlir)
+                if blob is not None:
+                    zf.writestr(WEIGHTS, blob)
+                for name, data in sorted(self.payload.items()):
+                    zf.writestr(PAYLOAD_PREFIX + name, data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load(self) -> Executable:
+        """Makes this artifact runnable (same as saving it and `mlacc.runtime.load`)."""
+        from .executable import Executable
+
+        return Executable(self)
+
+
+def _weights_blob(weights: dict[str, torch.Tensor]) -> bytes | None:
+    if not weights:
+        return None
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in weights.items()})
+
+
+def read_artifact(path: str | os.PathLike[str]) -> Artifact:
+    """Reads and validates a `.mlacc` file; every defect is an ArtifactError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such artifact file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise ArtifactError(f"{path}: corrupt artifact (member '{bad}' fails its checksum)")
+            names = set(zf.namelist())
+            for required in (MANIFEST, MODULE):
+                if required not in names:
+                    raise ArtifactError(f"{path}: not an mlacc artifact (no '{required}')")
+            manifest = _parse_manifest(path, zf.read(MANIFEST))
+            mlir = zf.read(MODULE).decode("utf-8")
+            weights = _load_weights(path, zf.read(WEIGHTS)) if WEIGHTS in names else {}
+            payload = {
+                n[len(PAYLOAD_PREFIX) :]: zf.read(n)
+                for n in names
+                if n.startswith(PAYLOAD_PREFIX) and not n.endswith("/")
+            }
+    except ArtifactError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as err:
+        raise ArtifactError(f"{path}: not an mlacc artifact, or truncated/corrupt ({err})") from None
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path}: corrupt artifact (module.mlir is not UTF-8)") from None
+    _check_payload(path, manifest, payload)
+    return Artifact(manifest=manifest, mlir=mlir, weights=weights, payload=payload)
+
+
+def _parse_manifest(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: corrupt manifest ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an mlacc artifact (manifest format is not '{FORMAT}')")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ArtifactError(f"{path}: manifest has no integer format_version")
+    if version != FORMAT_VERSION:
+        newer = "newer than" if version > FORMAT_VERSION else "older than"
+        raise ArtifactError(
+            f"{path}: artifact format version {version} is {newer} the version this mlacc "
+            f"reads ({FORMAT_VERSION}); recompile the model with this mlacc"
+        )
+    for key, kind in (("target", str), ("executor", str), ("entry_points", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError(f"{path}: manifest field '{key}' is missing or malformed")
+    return manifest
+
+
+def _load_weights(path: Path, blob: bytes) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        return load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise ArtifactError(f"{path}: corrupt weights.safetensors ({err})") from None
+
+
+def _check_payload(path: Path, manifest: dict[str, Any], payload: dict[str, bytes]) -> None:
+    for name in manifest.get("payload", []):
+        if name not in payload:
+            raise ArtifactError(f"{path}: payload file '{name}' listed in the manifest is missing")

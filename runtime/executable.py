@@ -1,0 +1,96 @@
+"""`Executable`: a loaded artifact that runs like the model it was compiled from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+from .artifact import Artifact
+from .errors import ArtifactError, InputError
+from .executors import get_executor
+
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in (
+        "float32", "float16", "bfloat16", "float64", "float8_e4m3fn", "float8_e5m2",
+        "int64", "int32", "int16", "int8", "uint8", "bool",
+    )
+}
+
+
+class Executable:
+    """Calls the compiled entry points: ``exe(*args, **kwargs)`` runs the default one (the
+    model's ``forward``), ``exe.run(name, ...)`` or ``exe.<name>(...)`` any other one."""
+
+    def __init__(self, artifact: Artifact):
+        self.artifact = artifact
+        self.manifest = artifact.manifest
+        self.entry_points: dict[str, dict[str, Any]] = artifact.manifest["entry_points"]
+        if not self.entry_points:
+            raise ArtifactError("artifact has no entry points")
+        self.executor = get_executor(artifact.manifest["executor"])(artifact)
+
+    @property
+    def target(self) -> str:
+        return self.manifest["target"]
+
+    @property
+    def default_entry(self) -> str:
+        return self.manifest.get("default_entry") or next(iter(self.entry_points))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.run(self.default_entry, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        entry_points = self.__dict__.get("entry_points", {})
+        if name in entry_points:
+            return lambda *args, **kwargs: self.run(name, *args, **kwargs)
+        raise AttributeError(name)
+
+    def run(self, entry: str, *args: Any, **kwargs: Any) -> Any:
+        """Runs entry point `entry`; outputs have the structure the model returned."""
+        if entry not in self.entry_points:
+            names = ", ".join(self.entry_points)
+            raise InputError(f"no entry point '{entry}' (entry points: {names})")
+        signature = self.entry_points[entry]
+        flat = _flatten_inputs(entry, signature, args, kwargs)
+        _check_inputs(entry, signature["inputs"], flat)
+        outputs = self.executor.run(entry, flat)
+        out_spec = signature.get("out_spec")
+        if out_spec:
+            return pytree.tree_unflatten(outputs, pytree.treespec_loads(out_spec))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def _flatten_inputs(entry: str, signature: dict[str, Any], args: tuple, kwargs: dict) -> list[Any]:
+    in_spec = signature.get("in_spec")
+    if not in_spec:
+        if kwargs:
+            raise InputError(f"entry point '{entry}' takes positional tensors only, got keyword "
+                             f"argument(s) {', '.join(kwargs)}")
+        return list(args)
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    expected = pytree.treespec_loads(in_spec)
+    if spec != expected:
+        raise InputError(f"inputs to '{entry}' have a different structure than the compiled "
+                         f"model's: expected {expected}, got {spec}")
+    return leaves
+
+
+def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> None:
+    if len(flat) != len(specs):
+        raise InputError(f"entry point '{entry}' takes {len(specs)} input(s), got {len(flat)}")
+    for i, (value, spec) in enumerate(zip(flat, specs)):
+        name = spec.get("name") or f"#{i}"
+        want_shape = spec["shape"]
+        want = f"{spec['dtype']}[{','.join('?' if d is None else str(d) for d in want_shape)}]"
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"input {i} ('{name}') of '{entry}' must be a tensor {want}, "
+                             f"got {type(value).__name__}")
+        got = f"{str(value.dtype).removeprefix('torch.')}[{','.join(map(str, value.shape))}]"
+        shape_ok = len(value.shape) == len(want_shape) and all(
+            w is None or w == g for w, g in zip(want_shape, value.shape))
+        if value.dtype != _DTYPES.get(spec["dtype"]) or not shape_ok:
+            raise InputError(f"input {i} ('{name}') of '{entry}' is {got}, expected {want}")

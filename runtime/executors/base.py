@@ -1,0 +1,72 @@
+"""Executor base classes: what the run side of a target implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ArtifactError
+from ..interpreter import Kernel, PlanInterpreter
+from ..plan import Plan
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..artifact import Artifact
+
+
+class Executor:
+    """Runs the entry points of one loaded artifact.
+
+    Subclasses are constructed with the artifact (manifest, weights, payload files) and
+    implement `run`. Inputs arrive validated against the manifest's signature.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, artifact: Artifact):
+        self.artifact = artifact
+
+    def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
+        """Runs entry point `entry`; returns its flat outputs."""
+        raise NotImplementedError
+
+
+class PlanExecutor(Executor):
+    """Executes the artifact's `payload/plan.json` with a kernel table.
+
+    The table starts from the ops' reference semantics; a target overrides entries with its
+    own kernels (`kernels()`), so one interpreter serves every plan-based target.
+    """
+
+    PLAN_FILE: ClassVar[str] = "plan.json"
+
+    def __init__(self, artifact: Artifact):
+        super().__init__(artifact)
+        try:
+            self.plan = Plan.from_json(artifact.payload_json(self.PLAN_FILE))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"malformed plan in artifact: {type(err).__name__}: {err}") from None
+        missing = sorted(_weight_keys(self.plan) - set(artifact.weights))
+        if missing and artifact.manifest.get("weights", {}).get("present", True):
+            raise ArtifactError(f"artifact is missing weight '{missing[0]}' (and {len(missing) - 1} more)"
+                                if len(missing) > 1 else f"artifact is missing weight '{missing[0]}'")
+        self.interpreter = PlanInterpreter(artifact.weights, self.kernels())
+
+    def kernels(self) -> Mapping[str, Kernel]:
+        """Op name -> kernel; defaults to the reference semantics of every dialect op."""
+        from ..semantics import SEMANTICS
+
+        return SEMANTICS
+
+    def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
+        return self.interpreter.run(self.plan.functions[entry], inputs)
+
+
+def _weight_keys(plan: Plan) -> set[str]:
+    return {
+        step.attrs["key"]
+        for function in plan.functions.values()
+        for step in function.steps
+        if step.op == "mlacc.weight"
+    }

@@ -22,8 +22,14 @@ from ..runtime.plan import Arg, Function, Plan, Step, TensorSpec, lit, lst, ref
 
 CONSTANT_PREFIX = "__constant."
 
-_SCALAR_CONSTANTS = ("torch.constant.int", "torch.constant.float", "torch.constant.bool",
-                     "torch.constant.str", "torch.constant.number", "torch.constant.device")
+_SCALAR_CONSTANTS = (
+    "torch.constant.int",
+    "torch.constant.float",
+    "torch.constant.bool",
+    "torch.constant.str",
+    "torch.constant.number",
+    "torch.constant.device",
+)
 
 
 def entry_functions(module: ir.Module) -> list[func.FuncOp]:
@@ -65,8 +71,10 @@ class PlanBuilder:
         for i, arg in enumerate(block.arguments):
             spec = spec_of(arg.type)
             if spec is None:
-                raise CompileError(f"entry point '{name}' argument {i} has type {arg.type}; "
-                                   "entry points take ranked tensors")
+                raise CompileError(
+                    f"entry point '{name}' argument {i} has type {arg.type}; "
+                    "entry points take ranked tensors"
+                )
             inputs.append(self._define(arg))
             input_specs.append(spec)
         steps: list[Step] = []
@@ -136,7 +144,7 @@ class PlanBuilder:
 def _dense_to_tensor(attr: ir.Attribute, loc: str) -> torch.Tensor:
     try:
         array = np.array(attr)
-    except Exception as err:  # noqa: BLE001 - resource blobs etc. are not readable here
+    except Exception as err:
         raise CompileError(f"{loc}: cannot read constant {str(attr)[:60]}: {err}") from None
     if isinstance(attr, ir.DenseElementsAttr) and attr.is_splat:
         shape = ir.ShapedType(attr.type).shape

@@ -268,7 +268,8 @@ def build(op_cls: type, *, loc: ir.Location | None = None, **kwargs: Any) -> ir.
     }
     op = op_cls(
         **{n: kwargs.get(n) for n in operand_names},
-        **{n: python_to_attr(v) for n, v in attrs.items()},
+        # Plain `ir.Attribute`s: ext treats a falsy attribute (BoolAttr false) as "absent".
+        **{n: ir.Attribute(python_to_attr(v)) for n, v in attrs.items()},
         **results,
         loc=loc,
     )

@@ -15,7 +15,7 @@ DEFAULT_PIPELINE = "canonicalize,cse"
 PIPELINES = {"default": DEFAULT_PIPELINE, "none": ""}
 
 
-def compile(  # noqa: A001 - the public name is fixed by the contract
+def compile(
     model: Any,
     args: tuple | None = None,
     kwargs: dict | None = None,
@@ -57,8 +57,13 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         if pipeline_text:
             from .passes.pipeline import run_pipeline
 
-            run_pipeline(module, pipeline_text, print_ir_after_all=print_ir_after_all,
-                         repro_dir=Path(repro_dir) if repro_dir else Path.cwd(), source_name=source)
+            run_pipeline(
+                module,
+                pipeline_text,
+                print_ir_after_all=print_ir_after_all,
+                repro_dir=Path(repro_dir) if repro_dir else Path.cwd(),
+                source_name=source,
+            )
         check_supported(backend, module)
         weight_specs = _weight_specs(module)
         bound = {} if timing_only else _bind_weights(weights, weight_specs, CompileError)
@@ -158,13 +163,17 @@ def _bind_weights(weights, specs, error_cls) -> dict[str, torch.Tensor]:
     bound = {}
     for key, spec in specs.items():
         if key not in weights:
-            raise error_cls(f"no data for weight '{key}' ({spec['dtype']}{spec['shape']}); "
-                            "pass weights=... or compile with timing_only=True")
+            raise error_cls(
+                f"no data for weight '{key}' ({spec['dtype']}{spec['shape']}); "
+                "pass weights=... or compile with timing_only=True"
+            )
         tensor = weights[key]
         dtype = str(tensor.dtype).removeprefix("torch.")
         if list(tensor.shape) != spec["shape"] or dtype != spec["dtype"]:
-            raise error_cls(f"weight '{key}' is {dtype}{list(tensor.shape)}, the module expects "
-                            f"{spec['dtype']}{spec['shape']}")
+            raise error_cls(
+                f"weight '{key}' is {dtype}{list(tensor.shape)}, the module expects "
+                f"{spec['dtype']}{spec['shape']}"
+            )
         bound[key] = tensor.detach().contiguous()
     return bound
 

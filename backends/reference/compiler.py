@@ -11,11 +11,19 @@ from ..api import Backend, CompileRequest, Payload
 from ..plan_builder import build_plan
 
 # torch-dialect ops the plan builder folds into literals instead of executing.
-FOLDED_TORCH_OPS = frozenset({
-    "torch.constant.int", "torch.constant.float", "torch.constant.bool", "torch.constant.str",
-    "torch.constant.none", "torch.constant.number", "torch.constant.device",
-    "torch.prim.ListConstruct", "torch.vtensor.literal",
-})
+FOLDED_TORCH_OPS = frozenset(
+    {
+        "torch.constant.int",
+        "torch.constant.float",
+        "torch.constant.bool",
+        "torch.constant.str",
+        "torch.constant.none",
+        "torch.constant.number",
+        "torch.constant.device",
+        "torch.prim.ListConstruct",
+        "torch.vtensor.literal",
+    }
+)
 
 
 class ReferenceBackend(Backend):

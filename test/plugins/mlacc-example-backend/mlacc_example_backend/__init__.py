@@ -1,0 +1,1 @@
+"""An example out-of-tree mlacc target (`example-cpu`)."""

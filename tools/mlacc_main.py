@@ -1,0 +1,269 @@
+"""`mlacc`: compile, run, inspect and demo compiled models; list targets.
+
+Every failure is one `mlacc: error: ...` line and a non-zero exit; set MLACC_DEBUG=1 for a
+traceback of internal errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mlacc` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("mlacc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        return _report(err)
+
+
+def _report(err: Exception) -> int:
+    from mlacc.runtime.errors import MlaccError
+
+    if isinstance(err, MlaccError):
+        print(f"mlacc: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+    if os.environ.get("MLACC_DEBUG"):
+        raise err
+    print(
+        f"mlacc: internal error: {type(err).__name__}: {_one_line(err)} "
+        "(set MLACC_DEBUG=1 for a traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlacc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model (.mlir) into a .mlacc artifact")
+    c.add_argument("input", help=".mlir file")
+    c.add_argument("-o", "--output", required=True, help="artifact to write (.mlacc)")
+    c.add_argument("--target", default="sim", help="target name (see `mlacc backends`)")
+    c.add_argument("--pipeline", default="default", help="'default', 'none' or a pass pipeline")
+    c.add_argument("--fp8", action="store_true", help="add FP8 block quantization")
+    c.add_argument("--weights", help=".safetensors file with the module's weights")
+    c.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="use deterministic random weights (for trying things out)",
+    )
+    c.add_argument("--timing-only", action="store_true", help="compile without weight data")
+    c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
+    c.add_argument("--device", help="device description for the target (TOML)")
+    c.set_defaults(handler=_cmd_compile)
+
+    r = sub.add_parser("run", help="run a compiled artifact")
+    r.add_argument("artifact")
+    r.add_argument("--entry", help="entry point (default: the artifact's default)")
+    r.add_argument("--inputs", help=".safetensors file with inputs named arg0, arg1, ...")
+    r.add_argument("-o", "--output", help="write the outputs to this .safetensors file")
+    r.set_defaults(handler=_cmd_run)
+
+    i = sub.add_parser("inspect", help="print an artifact's manifest or extract a section")
+    i.add_argument("artifact")
+    i.add_argument(
+        "--section",
+        default="manifest",
+        choices=["manifest", "mlir", "weights", "payload", "plan"],
+        help="what to print (default: manifest)",
+    )
+    i.set_defaults(handler=_cmd_inspect)
+
+    b = sub.add_parser("backends", help="list installed targets (and why one fails to load)")
+    b.set_defaults(handler=_cmd_backends)
+
+    d = sub.add_parser("demo", help="compile and run the embedded tiny DeepSeek-V3 layer")
+    d.add_argument("--target", default="reference", help="target to run on")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(handler=_cmd_demo)
+    return p
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    import mlacc
+
+    weights: Any = args.weights
+    options = {"device": args.device} if args.device else {}
+    if args.random_weights:
+        weights = _random_weights_for(args.input)
+    start = time.perf_counter()
+    art = mlacc.compile(
+        args.input,
+        target=args.target,
+        pipeline=args.pipeline,
+        fp8=args.fp8,
+        weights=weights,
+        timing_only=args.timing_only,
+        print_ir_after_all=args.print_ir_after_all,
+        **options,
+    )
+    art.save(args.output)
+    elapsed = time.perf_counter() - start
+    w = art.manifest["weights"]
+    print(
+        f"compiled {args.input} for '{args.target}' in {elapsed:.2f} s -> {args.output} "
+        f"({len(art.manifest['entry_points'])} entry point(s), {w['count']} weights, "
+        f"{w['bytes'] / 2**20:.1f} MiB)"
+    )
+    return 0
+
+
+def _random_weights_for(path: str) -> dict:
+    from mlacc.runtime.synthetic import synthetic_weights
+
+    import mlacc
+
+    probe = mlacc.compile(path, target="reference", pipeline="none", timing_only=True)
+    return synthetic_weights(probe.manifest["weights"]["tensors"])
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    import mlacc
+
+    exe = mlacc.load(args.artifact)
+    entry = args.entry or exe.default_entry
+    if entry not in exe.entry_points:
+        raise mlacc.runtime.InputError(
+            f"no entry point '{entry}' (entry points: {', '.join(exe.entry_points)})"
+        )
+    inputs = _load_inputs(args.inputs, exe.entry_points[entry]["inputs"])
+    start = time.perf_counter()
+    outputs = exe.run(entry, *inputs)
+    elapsed = time.perf_counter() - start
+    flat = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    print(f"ran '{entry}' on target '{exe.target}' in {elapsed * 1e3:.1f} ms")
+    for i, out in enumerate(flat):
+        if isinstance(out, torch.Tensor):
+            stats = (
+                f"mean {out.float().mean():.4g}, std {out.float().std():.4g}"
+                if out.numel() > 1
+                else ""
+            )
+            print(f"  out{i}: {str(out.dtype).removeprefix('torch.')}{list(out.shape)} {stats}")
+    if args.output:
+        from safetensors.torch import save_file
+
+        save_file({f"out{i}": t.contiguous() for i, t in enumerate(flat)}, args.output)
+    return 0
+
+
+def _load_inputs(path: str | None, specs: list[dict]) -> list:
+
+    from mlacc.runtime.errors import InputError
+
+    if path:
+        from safetensors.torch import load_file
+
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such inputs file")
+        tensors = load_file(path)
+        missing = [s["name"] for s in specs if s["name"] not in tensors]
+        if missing:
+            raise InputError(f"{path}: no tensor named '{missing[0]}' (inputs are arg0, arg1, ...)")
+        return [tensors[s["name"]] for s in specs]
+    from mlacc.runtime.synthetic import synthetic_inputs
+
+    return synthetic_inputs(specs)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from mlacc.runtime.artifact import read_artifact
+
+    art = read_artifact(args.artifact)
+    if args.section == "manifest":
+        print(json.dumps(art.manifest, indent=2, sort_keys=True))
+    elif args.section == "mlir":
+        print(art.mlir, end="" if art.mlir.endswith("\n") else "\n")
+    elif args.section == "weights":
+        tensors = art.manifest.get("weights", {}).get("tensors", {})
+        for key, spec in tensors.items():
+            present = "" if key in art.weights else "  (no data)"
+            print(f"{key}  {spec['dtype']}{spec['shape']}{present}")
+    elif args.section == "payload":
+        for name, data in sorted(art.payload.items()):
+            print(f"{name}  {len(data)} bytes")
+    else:
+        print(json.dumps(art.payload_json("plan.json"), indent=2))
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from mlacc.backends import discover
+
+    for name, status in discover().items():
+        if status.cls is None:
+            print(f"{name:12s} BROKEN  {status.origin}: {status.error}")
+        else:
+            print(f"{name:12s} ok      {status.cls.description}  [{status.origin}]")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+    from mlacc.backends.testing.samples import TinyLayerConfig, build_tiny_layer
+    from mlacc.dialects import make_context
+    from mlacc.runtime.synthetic import synthetic_weights
+
+    import mlacc
+
+    cfg = TinyLayerConfig()
+    with make_context():
+        module = build_tiny_layer(cfg)
+        text = str(module)
+    probe = mlacc.compile(text, target="reference", pipeline="none", timing_only=True)
+    weights = synthetic_weights(probe.manifest["weights"]["tensors"], seed=args.seed)
+    start = time.perf_counter()
+    art = mlacc.compile(text, target=args.target, weights=weights)
+    compile_s = time.perf_counter() - start
+    exe = art.load()
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(cfg.batch, cfg.seq, cfg.dim, generator=gen)
+    positions = torch.arange(cfg.seq).expand(cfg.batch, cfg.seq).clone()
+    start = time.perf_counter()
+    y = exe(x, positions)
+    run_s = time.perf_counter() - start
+    n_weights = art.manifest["weights"]["count"]
+    print("mlacc demo: one tiny DeepSeek-V3 layer (MLA with YaRN RoPE + DeepSeekMoE)")
+    print(f"  target      {art.target} (pipeline: {art.manifest['pipeline'] or 'none'})")
+    print(f"  weights     {n_weights} tensors, {art.manifest['weights']['bytes'] / 1024:.0f} KiB")
+    print(f"  compile     {compile_s * 1e3:.0f} ms")
+    print(f"  run         {run_s * 1e3:.1f} ms for {cfg.batch}x{cfg.seq} tokens")
+    print(f"  output      {list(y.shape)}, mean {y.mean():.4f}, std {y.std():.4f}")
+    c, dr, h = cfg.kv_lora_rank, cfg.qk_rope_head_dim, cfg.n_heads
+    mha = 2 * h * (cfg.qk_nope_head_dim + dr)
+    print(
+        f"  latent KV cache per token per layer: {c + dr} values vs {mha} for MHA "
+        f"({mha / (c + dr):.1f}x smaller)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -117,7 +117,9 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     except ArtifactError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as err:
-        raise ArtifactError(f"{path}: not an mlacc artifact, or truncated/corrupt ({err})") from None
+        raise ArtifactError(
+            f"{path}: not an mlacc artifact, or truncated/corrupt ({err})"
+        ) from None
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: corrupt artifact (module.mlir is not UTF-8)") from None
     _check_payload(path, manifest, payload)

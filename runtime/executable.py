@@ -14,8 +14,18 @@ from .executors import get_executor
 _DTYPES = {
     name: getattr(torch, name)
     for name in (
-        "float32", "float16", "bfloat16", "float64", "float8_e4m3fn", "float8_e5m2",
-        "int64", "int32", "int16", "int8", "uint8", "bool",
+        "float32",
+        "float16",
+        "bfloat16",
+        "float64",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "bool",
     )
 }
 
@@ -68,14 +78,18 @@ def _flatten_inputs(entry: str, signature: dict[str, Any], args: tuple, kwargs: 
     in_spec = signature.get("in_spec")
     if not in_spec:
         if kwargs:
-            raise InputError(f"entry point '{entry}' takes positional tensors only, got keyword "
-                             f"argument(s) {', '.join(kwargs)}")
+            raise InputError(
+                f"entry point '{entry}' takes positional tensors only, got keyword "
+                f"argument(s) {', '.join(kwargs)}"
+            )
         return list(args)
     leaves, spec = pytree.tree_flatten((args, kwargs))
     expected = pytree.treespec_loads(in_spec)
     if spec != expected:
-        raise InputError(f"inputs to '{entry}' have a different structure than the compiled "
-                         f"model's: expected {expected}, got {spec}")
+        raise InputError(
+            f"inputs to '{entry}' have a different structure than the compiled "
+            f"model's: expected {expected}, got {spec}"
+        )
     return leaves
 
 
@@ -87,10 +101,13 @@ def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> N
         want_shape = spec["shape"]
         want = f"{spec['dtype']}[{','.join('?' if d is None else str(d) for d in want_shape)}]"
         if not isinstance(value, torch.Tensor):
-            raise InputError(f"input {i} ('{name}') of '{entry}' must be a tensor {want}, "
-                             f"got {type(value).__name__}")
+            raise InputError(
+                f"input {i} ('{name}') of '{entry}' must be a tensor {want}, "
+                f"got {type(value).__name__}"
+            )
         got = f"{str(value.dtype).removeprefix('torch.')}[{','.join(map(str, value.shape))}]"
         shape_ok = len(value.shape) == len(want_shape) and all(
-            w is None or w == g for w, g in zip(want_shape, value.shape))
+            w is None or w == g for w, g in zip(want_shape, value.shape)
+        )
         if value.dtype != _DTYPES.get(spec["dtype"]) or not shape_ok:
             raise InputError(f"input {i} ('{name}') of '{entry}' is {got}, expected {want}")

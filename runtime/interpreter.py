@@ -35,7 +35,7 @@ class PlanInterpreter:
                 results = self.execute(step, args)
             except MlaccError:
                 raise
-            except Exception as err:  # noqa: BLE001 - any kernel failure becomes one error line
+            except Exception as err:
                 where = f" at {step.loc}" if step.loc else ""
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ExecutionError(f"op '{step.op}'{where} failed: {first}") from err

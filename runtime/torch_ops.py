@@ -56,7 +56,9 @@ def resolve(op_name: str) -> Any:
         packet = getattr(getattr(torch.ops, namespace), name)
         return getattr(packet, overload)
     except (AttributeError, RuntimeError):
-        raise TorchOpError(f"torch {torch.__version__} has no op {namespace}::{name}.{overload}") from None
+        raise TorchOpError(
+            f"torch {torch.__version__} has no op {namespace}::{name}.{overload}"
+        ) from None
 
 
 def is_torch_op(op_name: str) -> bool:

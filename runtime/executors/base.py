@@ -46,11 +46,16 @@ class PlanExecutor(Executor):
         try:
             self.plan = Plan.from_json(artifact.payload_json(self.PLAN_FILE))
         except (KeyError, TypeError, ValueError) as err:
-            raise ArtifactError(f"malformed plan in artifact: {type(err).__name__}: {err}") from None
+            raise ArtifactError(
+                f"malformed plan in artifact: {type(err).__name__}: {err}"
+            ) from None
         missing = sorted(_weight_keys(self.plan) - set(artifact.weights))
         if missing and artifact.manifest.get("weights", {}).get("present", True):
-            raise ArtifactError(f"artifact is missing weight '{missing[0]}' (and {len(missing) - 1} more)"
-                                if len(missing) > 1 else f"artifact is missing weight '{missing[0]}'")
+            raise ArtifactError(
+                f"artifact is missing weight '{missing[0]}' (and {len(missing) - 1} more)"
+                if len(missing) > 1
+                else f"artifact is missing weight '{missing[0]}'"
+            )
         self.interpreter = PlanInterpreter(artifact.weights, self.kernels())
 
     def kernels(self) -> Mapping[str, Kernel]:

@@ -15,7 +15,7 @@ DEFAULT_PIPELINE = "canonicalize,cse"
 PIPELINES = {"default": DEFAULT_PIPELINE, "none": ""}
 
 
-def compile(
+def compile(  # noqa: A001 - the public name is fixed by the contract
     model: Any,
     args: tuple | None = None,
     kwargs: dict | None = None,
@@ -46,87 +46,26 @@ def compile(
     from .backends import CompileRequest, get_backend
     from .backends.support import check_supported
     from .dialects import make_context
-    from .runtime.artifact import FORMAT, FORMAT_VERSION, Artifact
-    from .runtime.errors import CompileError
+    from .model_input import import_model
+    from .runtime.artifact import Artifact
+    from .weights import bind_weights, weight_specs
 
     backend = get_backend(target)
-    ctx = make_context()
-    with ctx:
-        module, source = _import(model, args, kwargs)
+    repro = Path(repro_dir) if repro_dir else Path.cwd()
+    with make_context():
+        module, source = import_model(model, args, kwargs)
         pipeline_text = _pipeline_text(pipeline, fp8)
-        if pipeline_text:
-            from .passes.pipeline import run_pipeline
-
-            run_pipeline(
-                module,
-                pipeline_text,
-                print_ir_after_all=print_ir_after_all,
-                repro_dir=Path(repro_dir) if repro_dir else Path.cwd(),
-                source_name=source,
-            )
+        _run_pipeline(module, pipeline_text, source, print_ir_after_all, repro)
         check_supported(backend, module)
-        weight_specs = _weight_specs(module)
-        bound = {} if timing_only else _bind_weights(weights, weight_specs, CompileError)
-        payload = backend.compile(module, CompileRequest(weights=bound, options=dict(options)))
+        specs = weight_specs(module)
+        bound = {} if timing_only else bind_weights(weights, specs)
+        request = CompileRequest(weights=bound, options=dict(options))
+        payload = _lower(backend, module, request, repro)
         entry_points = _entry_points(module)
         mlir_text = str(module)
-    all_weights = {**bound, **payload.weights}
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "mlacc_version": __version__,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": source,
-        "target": target,
-        "executor": backend.executor,
-        "pipeline": pipeline_text,
-        "default_entry": "forward" if "forward" in entry_points else next(iter(entry_points)),
-        "entry_points": entry_points,
-        "weights": {
-            "present": not timing_only,
-            "count": len(weight_specs),
-            "bytes": sum(_nbytes(s) for s in weight_specs.values()),
-            "tensors": weight_specs,
-        },
-        "payload": sorted(payload.files),
-        "backend": payload.manifest,
-    }
-    return Artifact(manifest=manifest, mlir=mlir_text, weights=all_weights, payload=payload.files)
-
-
-def _import(model: Any, args: Any, kwargs: Any):
-    from .dialects._mlir import ir
-    from .runtime.errors import CompileError
-
-    if isinstance(model, ir.Module):
-        return ir.Module.parse(str(model)), "<module>"
-    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".mlir"):
-        path = Path(model)
-        if not path.is_file():
-            raise CompileError(f"{path}: no such file")
-        return _parse(path.read_text(), str(path)), str(path)
-    if isinstance(model, str) and ("func.func" in model or "module" in model):
-        return _parse(model, "<string>"), "<string>"
-    raise CompileError(
-        f"cannot compile a {type(model).__name__}: expected an .mlir path, MLIR text or an "
-        "ir.Module (PyTorch model capture is the frontend's job, not built yet)"
-    )
-
-
-def _parse(text: str, source_name: str):
-    from .dialects._mlir import ir
-    from .dialects.locations import format_location
-    from .dialects.parsing import parse_module
-    from .runtime.errors import CompileError
-
-    try:
-        return parse_module(text, source_name)
-    except ir.MLIRError as err:
-        diag = err.error_diagnostics[0] if err.error_diagnostics else None
-        if diag is None:
-            raise CompileError(f"{source_name}: invalid MLIR") from None
-        raise CompileError(f"{format_location(diag.location)}: {diag.message}") from None
+    manifest = _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload)
+    return Artifact(manifest=manifest, mlir=mlir_text, weights={**bound, **payload.weights},
+                    payload=payload.files)
 
 
 def _pipeline_text(pipeline: str, fp8: bool) -> str:
@@ -136,46 +75,41 @@ def _pipeline_text(pipeline: str, fp8: bool) -> str:
     return text
 
 
-def _weight_specs(module) -> dict[str, dict[str, Any]]:
-    from .dialects.types import tensor_info
+def _run_pipeline(module, text: str, source: str, print_ir_after_all, repro: Path) -> None:
+    if not text:
+        return
+    from .passes.pipeline import PipelineError, PipelineParseError, run_pipeline
+    from .runtime.errors import CompileError
 
-    specs: dict[str, dict[str, Any]] = {}
-
-    def visit(op):
-        from .dialects._mlir import ir
-
-        if op.name == "mlacc.weight":
-            key = ir.StringAttr(op.attributes["key"]).value
-            info = tensor_info(op.results[0].type)
-            specs[key] = {"shape": list(info.shape), "dtype": info.dtype}
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return specs
+    try:
+        run_pipeline(module, text, print_ir_after_all=print_ir_after_all, repro_dir=repro,
+                     source_name=source)
+    except (PipelineError, PipelineParseError) as err:
+        raise CompileError(str(err)) from None
 
 
-def _bind_weights(weights, specs, error_cls) -> dict[str, torch.Tensor]:
-    if isinstance(weights, (str, os.PathLike)):
-        from safetensors.torch import load_file
+def _lower(backend, module, request, repro: Path):
+    """Runs the backend; on failure writes the IR it was given and names the reproducer."""
+    from .dialects.locations import format_location
+    from .passes.pipeline import write_atomic
+    from .runtime.errors import CompileError, MlaccError, UnsupportedOpError
 
-        weights = load_file(str(weights))
-    weights = dict(weights or {})
-    bound = {}
-    for key, spec in specs.items():
-        if key not in weights:
-            raise error_cls(
-                f"no data for weight '{key}' ({spec['dtype']}{spec['shape']}); "
-                "pass weights=... or compile with timing_only=True"
-            )
-        tensor = weights[key]
-        dtype = str(tensor.dtype).removeprefix("torch.")
-        if list(tensor.shape) != spec["shape"] or dtype != spec["dtype"]:
-            raise error_cls(
-                f"weight '{key}' is {dtype}{list(tensor.shape)}, the module expects "
-                f"{spec['dtype']}{spec['shape']}"
-            )
-        bound[key] = tensor.detach().contiguous()
-    return bound
+    before = str(module)
+    try:
+        return backend.compile(module, request)
+    except UnsupportedOpError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any lowering failure is reported with a reproducer
+        path = repro / f"mlacc-repro-{backend.name}-lowering.mlir"
+        write_atomic(path, before)
+        op = getattr(err, "op", None)
+        where = f"{format_location(op.location)}: " if op is not None else ""
+        kind = "" if isinstance(err, MlaccError) else f"{type(err).__name__}: "
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CompileError(
+            f"{where}lowering to '{backend.name}' failed: {kind}{message}; reproduce with: "
+            f"mlacc compile {path} --target {backend.name} --pipeline none --timing-only -o repro.mlacc"
+        ) from err
 
 
 def _entry_points(module) -> dict[str, Any]:
@@ -197,8 +131,31 @@ def _spec_json(spec, name: str) -> dict[str, Any] | None:
     return None if spec is None else {"name": name, "shape": spec.shape, "dtype": spec.dtype}
 
 
-def _nbytes(spec: dict[str, Any]) -> int:
-    n = 1
-    for d in spec["shape"]:
-        n *= d or 0
-    return n * torch.empty((), dtype=getattr(torch, spec["dtype"])).element_size()
+def _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload) -> dict:
+    from .runtime.artifact import FORMAT, FORMAT_VERSION
+    from .runtime.errors import CompileError
+    from .weights import nbytes
+
+    if not entry_points:
+        raise CompileError(f"{source}: the module has no public function to compile")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mlacc_version": __version__,
+        "torch_version": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "target": backend.name,
+        "executor": backend.executor,
+        "pipeline": pipeline_text,
+        "default_entry": "forward" if "forward" in entry_points else next(iter(entry_points)),
+        "entry_points": entry_points,
+        "weights": {
+            "present": not timing_only,
+            "count": len(specs),
+            "bytes": sum(nbytes(s) for s in specs.values()),
+            "tensors": specs,
+        },
+        "payload": sorted(payload.files),
+        "backend": payload.manifest,
+    }

@@ -23,8 +23,15 @@ class Executor:
     """
 
     name: ClassVar[str] = ""
+    # False for executors that can run timing-only artifacts (no weight data).
+    needs_weights: ClassVar[bool] = True
 
     def __init__(self, artifact: Artifact):
+        if self.needs_weights and not artifact.manifest.get("weights", {}).get("present", True):
+            raise ArtifactError(
+                f"artifact was compiled timing-only (no weight data); executor '{self.name}' "
+                "needs weights to run it"
+            )
         self.artifact = artifact
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:

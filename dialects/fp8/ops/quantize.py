@@ -12,7 +12,7 @@ class QuantizeOp(Fp8Op, name="quantize"):
 
     ``x`` is cut into blocks of ``block_shape`` over its trailing dims (leading dims: blocks of
     1). Per block ``scale = amax(|x|) / 448`` (rounded up to a power of two when
-    ``pow2_scale``; 1 for an all-zero block) and ``q = e4m3(x / scale)``. Weights use
+    ``pow2_scale``; 1 for an all-zero block) and ``q = e4m3(clamp(x / scale, ±448))``. Weights use
     ``[128, 128]`` blocks (quantized once, at compile time); activations ``[128]`` blocks,
     i.e. per token per 128 channels (at run time). Results: ``q`` (x's shape, f8E4M3FN) and
     ``scale`` (fp32, one per block).

@@ -12,6 +12,7 @@ from ...base import (
     expect_float,
     expect_matrix,
     expect_rank,
+    expect_same_dtype,
     expect_vector,
     positive,
 )
@@ -129,7 +130,7 @@ class AttentionOp(MlaOp, name="attention"):
 
         if kv_cache is None:
             return [x, None]
-        expect_float(kv_cache, "kv_cache")
+        expect_same_dtype(x, "x", kv_cache, "kv_cache")
         expect_rank(kv_cache, "kv_cache", 3)
         expect_dim(kv_cache.shape[0], batch, "kv_cache batch size")
         expect_dim(

@@ -28,7 +28,9 @@ class RouterOp(MoeOp, name="router"):
     With ``n_groups > 1`` experts form equal groups, ranked by ``group_score`` (V3: sum of the
     group's top-2, V2: max); only the best ``topk_group`` groups stay eligible. The weights are
     the selected unbiased scores, divided by their sum when ``norm_topk_prob``, times
-    ``route_scale``. Results: ``weights`` ``[N, top_k]`` fp32 and ``indices`` ``[N, top_k]`` i64.
+    ``route_scale`` (with 1e-20 added to the sum, as Hugging Face does). Results: ``weights``
+    ``[N, top_k]`` fp32 and ``indices`` ``[N, top_k]`` i64, in descending order of selection
+    score.
     """
 
     x: ext.Operand[AnyTensor]

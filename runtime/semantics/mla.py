@@ -1,0 +1,236 @@
+"""Reference semantics of the `mla` ops (Multi-head Latent Attention, RMSNorm, RoPE).
+
+Shapes: ``B`` batch, ``S`` new tokens, ``T`` keys (cache slots), ``H`` heads, ``dn``/``dr``/``dv``
+the nope/rope/value head dims, ``C`` the KV latent rank (kv_lora_rank). ``wkv_b`` is
+``[H*(dn+dv), C]``: per head ``dn`` rows of W_UK then ``dv`` rows of W_UV.
+
+Numerics: contractions (projections, scores, weighted sums) run in fp32 and the result is cast
+to the dtype the op's ``infer`` gives; softmax and RMSNorm are fp32. A query that sees no key at
+all (possible only with hand-made positions) gets an all-zero output row instead of NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import rope as _rope
+from .registry import semantics
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x · w^T`` with fp32 math, in x's dtype."""
+    return F.linear(x.to(torch.float32), w.to(torch.float32)).to(x.dtype)
+
+
+def _split_wkv_b(
+    wkv_b: torch.Tensor, num_heads: int, qk_nope_head_dim: int, v_head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """W_UK ``[H, dn, C]`` and W_UV ``[H, dv, C]`` (fp32 views) from wkv_b ``[H*(dn+dv), C]``."""
+    w = wkv_b.to(torch.float32).view(num_heads, qk_nope_head_dim + v_head_dim, -1)
+    return w[:, :qk_nope_head_dim], w[:, qk_nope_head_dim:]
+
+
+def _softmax_visible(scores: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """fp32 softmax over the last dim restricted to `visible`; rows with nothing visible give 0."""
+    scores = scores.masked_fill(~visible, float("-inf"))
+    p = torch.softmax(scores, dim=-1)
+    return torch.where(visible.any(dim=-1, keepdim=True), p, torch.zeros_like(p))
+
+
+def _check_slots(positions: torch.Tensor, slots: int, what: str) -> None:
+    if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= slots):
+        raise ValueError(
+            f"{what}: positions must lie in [0, {slots}), got "
+            f"[{int(positions.min())}, {int(positions.max())}]"
+        )
+
+
+@semantics("mla.rms_norm")
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, *, eps: float) -> torch.Tensor:
+    """`mla.rms_norm`: ``x / sqrt(mean(x^2, -1) + eps) * weight`` in fp32, in x's dtype."""
+    xf = x.to(torch.float32)
+    normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return (normed * weight.to(torch.float32)).to(x.dtype)
+
+
+@semantics("mla.rotary_embedding")
+def rotary_embedding(
+    x: torch.Tensor, positions: torch.Tensor, *, rope: dict[str, Any]
+) -> torch.Tensor:
+    """`mla.rotary_embedding`: rotates x ``[B,S,H,d]``/``[B,S,d]`` by ``positions`` ``[B,S]``."""
+    return _rope.rotate(x, positions, rope)
+
+
+@semantics("mla.kv_expand")
+def kv_expand(
+    latent: torch.Tensor,
+    wkv_b: torch.Tensor,
+    *,
+    num_heads: int,
+    qk_nope_head_dim: int,
+    v_head_dim: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mla.kv_expand`: per-head ``k_nope`` ``[B,T,H,dn]`` and ``v`` ``[B,T,H,dv]`` from latents."""
+    w_uk, w_uv = _split_wkv_b(wkv_b, num_heads, qk_nope_head_dim, v_head_dim)
+    c = latent.to(torch.float32)
+    k_nope = torch.einsum("btc,hdc->bthd", c, w_uk)
+    v = torch.einsum("btc,hdc->bthd", c, w_uv)
+    return k_nope.to(latent.dtype), v.to(latent.dtype)
+
+
+@semantics("mla.decoupled_attention")
+def decoupled_attention(
+    q_nope: torch.Tensor,
+    q_pe: torch.Tensor,
+    k_nope: torch.Tensor,
+    k_pe: torch.Tensor,
+    v: torch.Tensor,
+    q_positions: torch.Tensor,
+    k_positions: torch.Tensor,
+    *,
+    softmax_scale: float,
+) -> torch.Tensor:
+    """`mla.decoupled_attention`: causal-by-position attention with a head-shared rotary key."""
+    f32 = torch.float32
+    scores = torch.einsum("bshd,bthd->bhst", q_nope.to(f32), k_nope.to(f32))
+    scores = scores + torch.einsum("bshr,btr->bhst", q_pe.to(f32), k_pe.to(f32))
+    scores = scores * softmax_scale
+    visible = k_positions[:, None, None, :] <= q_positions[:, None, :, None]
+    p = _softmax_visible(scores, visible)
+    out = torch.einsum("bhst,bthd->bshd", p, v.to(f32))
+    return out.to(q_nope.dtype)
+
+
+@semantics("mla.absorb_query")
+def absorb_query(
+    q_nope: torch.Tensor,
+    wkv_b: torch.Tensor,
+    *,
+    num_heads: int,
+    qk_nope_head_dim: int,
+    v_head_dim: int,
+) -> torch.Tensor:
+    """`mla.absorb_query`: ``q_latent[h] = W_UK,h^T · q_nope[h]``, ``[B,S,H,C]``."""
+    w_uk, _ = _split_wkv_b(wkv_b, num_heads, qk_nope_head_dim, v_head_dim)
+    q_latent = torch.einsum("bshd,hdc->bshc", q_nope.to(torch.float32), w_uk)
+    return q_latent.to(q_nope.dtype)
+
+
+@semantics("mla.latent_attention")
+def latent_attention(
+    q_latent: torch.Tensor,
+    q_pe: torch.Tensor,
+    kv_cache: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    kv_lora_rank: int,
+    softmax_scale: float,
+) -> torch.Tensor:
+    """`mla.latent_attention`: attention over the latent cache, slots ``j <= positions[b,i]``."""
+    f32 = torch.float32
+    cache = kv_cache.to(f32)
+    c, k_pe = cache[..., :kv_lora_rank], cache[..., kv_lora_rank:]
+    scores = torch.einsum("bshc,btc->bhst", q_latent.to(f32), c)
+    scores = scores + torch.einsum("bshr,btr->bhst", q_pe.to(f32), k_pe)
+    scores = scores * softmax_scale
+    slots = torch.arange(kv_cache.shape[1], device=kv_cache.device)
+    visible = slots[None, None, None, :] <= positions[:, None, :, None]
+    p = _softmax_visible(scores, visible)
+    ctx = torch.einsum("bhst,btc->bshc", p, c)
+    return ctx.to(q_latent.dtype)
+
+
+@semantics("mla.absorb_output")
+def absorb_output(
+    ctx: torch.Tensor,
+    wkv_b: torch.Tensor,
+    *,
+    num_heads: int,
+    qk_nope_head_dim: int,
+    v_head_dim: int,
+) -> torch.Tensor:
+    """`mla.absorb_output`: ``o[h] = W_UV,h · ctx[h]``, ``[B,S,H,dv]``."""
+    _, w_uv = _split_wkv_b(wkv_b, num_heads, qk_nope_head_dim, v_head_dim)
+    out = torch.einsum("bshc,hdc->bshd", ctx.to(torch.float32), w_uv)
+    return out.to(ctx.dtype)
+
+
+@semantics("mla.cache_update")
+def cache_update(
+    cache: torch.Tensor, entries: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
+    """`mla.cache_update`: a copy of cache with ``out[b, positions[b,i]] = entries[b,i]``."""
+    _check_slots(positions, cache.shape[1], "mla.cache_update")
+    out = cache.clone()
+    batch = torch.arange(cache.shape[0], device=cache.device)[:, None].expand_as(positions)
+    out[batch, positions.long()] = entries.to(cache.dtype)
+    return out
+
+
+@semantics("mla.attention")
+def attention(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    wkv_a: torch.Tensor,
+    kv_norm: torch.Tensor,
+    wkv_b: torch.Tensor,
+    wo: torch.Tensor,
+    wq: torch.Tensor | None = None,
+    wq_a: torch.Tensor | None = None,
+    q_norm: torch.Tensor | None = None,
+    wq_b: torch.Tensor | None = None,
+    kv_cache: torch.Tensor | None = None,
+    *,
+    num_heads: int,
+    q_lora_rank: int,
+    kv_lora_rank: int,
+    qk_nope_head_dim: int,
+    qk_rope_head_dim: int,
+    v_head_dim: int,
+    softmax_scale: float,
+    eps: float,
+    rope: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`mla.attention`: the whole un-absorbed MLA block; returns ``(out, new_cache)``.
+
+    Without ``kv_cache`` the keys are the current tokens at their ``positions`` and
+    ``new_cache`` is None. With it, the tokens' entries ``[c_kv; k_pe]`` are written at their
+    positions first and every cache slot ``j`` is a key at position ``j``.
+    """
+    b, s, _ = x.shape
+    h, dn, dr, c = num_heads, qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
+    if q_lora_rank == 0:
+        if wq is None:
+            raise ValueError("mla.attention: 'wq' is required when q_lora_rank = 0")
+        q = _linear(x, wq)
+    else:
+        if wq_a is None or q_norm is None or wq_b is None:
+            raise ValueError(
+                "mla.attention: 'wq_a', 'q_norm' and 'wq_b' are required when q_lora_rank > 0"
+            )
+        q = _linear(rms_norm(_linear(x, wq_a), q_norm, eps=eps), wq_b)
+    q_nope, q_pe = q.view(b, s, h, dn + dr).split([dn, dr], dim=-1)
+    q_pe = rotary_embedding(q_pe, positions, rope=rope)
+
+    c_kv, k_pe = _linear(x, wkv_a).split([c, dr], dim=-1)
+    c_kv = rms_norm(c_kv, kv_norm, eps=eps)
+    k_pe = rotary_embedding(k_pe, positions, rope=rope)
+
+    heads = {"num_heads": h, "qk_nope_head_dim": dn, "v_head_dim": v_head_dim}
+    new_cache = None
+    if kv_cache is None:
+        latent, k_positions = c_kv, positions
+    else:
+        new_cache = cache_update(kv_cache, torch.cat([c_kv, k_pe], dim=-1), positions)
+        latent, k_pe = new_cache[..., :c], new_cache[..., c:]
+        slots = torch.arange(kv_cache.shape[1], device=x.device)
+        k_positions = slots[None, :].expand(b, -1)
+    k_nope, v = kv_expand(latent, wkv_b, **heads)
+    o = decoupled_attention(
+        q_nope, q_pe, k_nope, k_pe, v, positions, k_positions, softmax_scale=softmax_scale
+    )
+    out = _linear(o.reshape(b, s, h * v_head_dim).to(x.dtype), wo)
+    return out, new_cache

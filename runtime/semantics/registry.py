@@ -1,0 +1,64 @@
+"""The table from op name (``"mla.attention"``) to its reference semantics (a pure-torch function).
+
+Calling convention, which the plan interpreter relies on: a function takes the op's operands
+positionally in field order (an absent optional operand is ``None``, a variadic operand is a
+list of tensors) and its attributes as keyword arguments named like the attribute fields, with
+plain Python values (int, float, str, bool, list, dict). It returns one tensor for a
+single-result op, else a tuple with one entry per declared result, in order (``None`` for an
+absent optional result).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+SEMANTICS: dict[str, Callable[..., Any]] = {}
+
+# The modules whose import fills SEMANTICS (each registers its ops with @semantics).
+_OP_MODULES = ("core", "fp8", "mla", "moe")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_loaded = False
+
+
+def semantics(op_name: str) -> Callable[[F], F]:
+    """Registers the decorated function as the reference semantics of `op_name`."""
+
+    def register(fn: F) -> F:
+        if op_name in SEMANTICS and SEMANTICS[op_name] is not fn:
+            raise ValueError(f"semantics for '{op_name}' are already registered")
+        SEMANTICS[op_name] = fn
+        return fn
+
+    return register
+
+
+def load_all() -> None:
+    """Imports every op module of this package, so that SEMANTICS is complete (idempotent)."""
+    global _loaded
+    if _loaded:
+        return
+    for module in _OP_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    _loaded = True
+
+
+def get(op_name: str) -> Callable[..., Any]:
+    """The reference semantics of `op_name`; KeyError naming the op when there are none."""
+    load_all()
+    try:
+        return SEMANTICS[op_name]
+    except KeyError:
+        known = ", ".join(sorted(SEMANTICS))
+        raise KeyError(
+            f"no reference semantics for op '{op_name}' (ops with semantics: {known})"
+        ) from None
+
+
+def names() -> list[str]:
+    """Every op name that has reference semantics, sorted."""
+    load_all()
+    return sorted(SEMANTICS)

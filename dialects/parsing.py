@@ -23,3 +23,10 @@ def parse_module(text: str, source_name: str = "-") -> ir.Module:
     for op in list(parsed.regions[0].blocks[0].operations):
         ip.insert(op.operation.detach_from_parent())
     return module
+
+
+def module_text(module: ir.Module | ir.Operation, *, debug_info: bool = True) -> str:
+    """MLIR text of `module`; with `debug_info`, op locations (the model's source lines) are
+    printed too, so they survive a round trip through a file."""
+    op = module.operation if isinstance(module, ir.Module) else module
+    return op.get_asm(enable_debug_info=debug_info)

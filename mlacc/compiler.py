@@ -46,6 +46,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     from .backends import CompileRequest, get_backend
     from .backends.support import check_supported
     from .dialects import make_context
+    from .dialects.parsing import module_text
     from .model_input import import_model
     from .runtime.artifact import Artifact
     from .weights import bind_weights, weight_specs
@@ -62,7 +63,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         request = CompileRequest(weights=bound, options=dict(options))
         payload = _lower(backend, module, request, repro)
         entry_points = _entry_points(module)
-        mlir_text = str(module)
+        mlir_text = module_text(module)
     manifest = _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload)
     return Artifact(manifest=manifest, mlir=mlir_text, weights={**bound, **payload.weights},
                     payload=payload.files)
@@ -91,10 +92,11 @@ def _run_pipeline(module, text: str, source: str, print_ir_after_all, repro: Pat
 def _lower(backend, module, request, repro: Path):
     """Runs the backend; on failure writes the IR it was given and names the reproducer."""
     from .dialects.locations import format_location
+    from .dialects.parsing import module_text
     from .passes.pipeline import write_atomic
     from .runtime.errors import CompileError, MlaccError, UnsupportedOpError
 
-    before = str(module)
+    before = module_text(module)
     try:
         return backend.compile(module, request)
     except UnsupportedOpError:

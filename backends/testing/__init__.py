@@ -26,6 +26,7 @@ import torch
 
 from ...dialects import make_context
 from ...dialects._mlir import ir
+from ...dialects.parsing import module_text
 from ...runtime import load
 from ...runtime.errors import ArtifactError, InputError, UnsupportedOpError
 from ...runtime.synthetic import synthetic_inputs, synthetic_weights
@@ -46,7 +47,7 @@ func.func @forward(%x: !torch.vtensor<[2,3],f32>) -> !torch.vtensor<[2,3],f32> {
 def sample_text(name: str) -> str:
     """MLIR text of sample `name`."""
     with make_context():
-        return str(SAMPLES[name]())
+        return module_text(SAMPLES[name]())
 
 
 def unsupported_ops(target: str, mlir: str) -> list[str]:

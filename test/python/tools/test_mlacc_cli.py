@@ -1,0 +1,100 @@
+"""The `mlacc` command: each subcommand's happy path and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import assert_one_error_line, run_tool
+
+from mlacc.backends.testing import sample_text
+
+
+def test_compile_run_inspect(tmp_path: Path) -> None:
+    src = tmp_path / "layer.mlir"
+    src.write_text(sample_text("deepseek_v3_layer"))
+    out = tmp_path / "layer.mlacc"
+    proc = run_tool("mlacc", "compile", str(src), "-o", str(out), "--target", "reference",
+                    "--random-weights")
+    assert proc.returncode == 0, proc.stderr
+    assert "compiled" in proc.stdout and out.is_file()
+
+    proc = run_tool("mlacc", "run", str(out), "-o", str(tmp_path / "y.safetensors"))
+    assert proc.returncode == 0, proc.stderr
+    assert "ran 'forward' on target 'reference'" in proc.stdout
+    assert "out0: float32[1, 8, 64]" in proc.stdout
+
+    manifest = json.loads(run_tool("mlacc", "inspect", str(out)).stdout)
+    assert manifest["target"] == "reference" and "forward" in manifest["entry_points"]
+    mlir = run_tool("mlacc", "inspect", str(out), "--section", "mlir").stdout
+    assert '"mla.attention"' in mlir and '"moe.router"' in mlir
+    weights = run_tool("mlacc", "inspect", str(out), "--section", "weights").stdout
+    assert "attn.wkv_b.weight  float32[128, 32]" in weights
+    plan = json.loads(run_tool("mlacc", "inspect", str(out), "--section", "plan").stdout)
+    assert any(s["op"] == "mla.attention" for s in plan["functions"]["forward"]["steps"])
+
+
+def test_demo_runs() -> None:
+    proc = run_tool("mlacc", "demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "latent KV cache per token per layer: 40 values vs 192 for MHA" in proc.stdout
+
+
+def test_compile_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mlir"
+    bad.write_text('func.func @f(%x: i32) {\n  %0 = "mla.rms_norm"(%x) : (i32) -> i32\n  return\n}\n')
+    out = tmp_path / "out.mlacc"
+    proc = run_tool("mlacc", "compile", str(bad), "-o", str(out), "--target", "reference")
+    assert_one_error_line(proc, "mlacc", f"{bad}:2:8")
+    assert not out.exists()
+
+    src = tmp_path / "ok.mlir"
+    src.write_text(sample_text("torch_ops"))
+    proc = run_tool("mlacc", "compile", str(src), "-o", str(out), "--target", "no-such-target")
+    assert_one_error_line(proc, "mlacc", "unknown target 'no-such-target'", "reference")
+    proc = run_tool("mlacc", "compile", str(src), "-o", str(out), "--target", "reference")
+    assert_one_error_line(proc, "mlacc", "no data for weight")
+    proc = run_tool("mlacc", "compile", str(tmp_path / "missing.mlir"), "-o", str(out),
+                    "--target", "reference")
+    assert_one_error_line(proc, "mlacc", "no such file")
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.mlacc")]
+
+
+def test_unsupported_op_names_op_location_and_targets(tmp_path: Path) -> None:
+    src = tmp_path / "fp8.mlir"
+    src.write_text(sample_text("fp8_linear"))
+    proc = run_tool("mlacc", "compile", str(src), "-o", str(tmp_path / "o.mlacc"),
+                    "--target", "example-cpu", "--random-weights")
+    assert_one_error_line(proc, "mlacc", "op 'fp8.quantize' is not supported by target "
+                          "'example-cpu' (supported by: reference)", "fp8_linear.py:1:1")
+
+
+def test_run_and_inspect_errors(tmp_path: Path, torch_ops_artifact: Path) -> None:
+    proc = run_tool("mlacc", "run", str(tmp_path / "nope.mlacc"))
+    assert_one_error_line(proc, "mlacc", "no such artifact file")
+    junk = tmp_path / "junk.mlacc"
+    junk.write_bytes(os.urandom(256))
+    for cmd in (["run"], ["inspect"]):
+        proc = run_tool("mlacc", *cmd, str(junk))
+        assert_one_error_line(proc, "mlacc", "not an mlacc artifact")
+    proc = run_tool("mlacc", "run", str(torch_ops_artifact), "--entry", "decode")
+    assert_one_error_line(proc, "mlacc", "no entry point 'decode'")
+
+
+def test_backends_lists_targets_and_broken_plugins(tmp_path: Path) -> None:
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[mlacc.backends]\nbroken = no_such_module:Backend\n")
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env_path}"
+    try:
+        proc = run_tool("mlacc", "backends")
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert "ok" in lines["reference"] and "ok" in lines["example-cpu"]
+    assert "BROKEN" in lines["broken"] and "No module named 'no_such_module'" in lines["broken"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArtifactError
+from .validate import check_manifest, check_weights
 
 if TYPE_CHECKING:
     import torch
@@ -123,6 +124,11 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: corrupt artifact (module.mlir is not UTF-8)") from None
     _check_payload(path, manifest, payload)
+    try:
+        check_manifest(manifest)
+        check_weights(manifest, weights)
+    except ArtifactError as err:
+        raise ArtifactError(f"{path}: {err}") from None
     return Artifact(manifest=manifest, mlir=mlir, weights=weights, payload=payload)
 
 
@@ -159,6 +165,9 @@ def _load_weights(path: Path, blob: bytes) -> dict[str, torch.Tensor]:
 
 
 def _check_payload(path: Path, manifest: dict[str, Any], payload: dict[str, bytes]) -> None:
-    for name in manifest.get("payload", []):
+    listed = manifest.get("payload", [])
+    if not isinstance(listed, list):
+        raise ArtifactError(f"{path}: manifest field 'payload' is malformed")
+    for name in listed:
         if name not in payload:
             raise ArtifactError(f"{path}: payload file '{name}' listed in the manifest is missing")

@@ -70,7 +70,7 @@ class Executable:
         outputs = self.executor.run(entry, flat)
         out_spec = signature.get("out_spec")
         if out_spec:
-            return pytree.tree_unflatten(outputs, pytree.treespec_loads(out_spec))
+            return pytree.tree_unflatten(outputs, _treespec(out_spec, entry))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
@@ -84,7 +84,7 @@ def _flatten_inputs(entry: str, signature: dict[str, Any], args: tuple, kwargs: 
             )
         return list(args)
     leaves, spec = pytree.tree_flatten((args, kwargs))
-    expected = pytree.treespec_loads(in_spec)
+    expected = _treespec(in_spec, entry)
     if spec != expected:
         raise InputError(
             f"inputs to '{entry}' have a different structure than the compiled "
@@ -111,3 +111,10 @@ def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> N
         )
         if value.dtype != _DTYPES.get(spec["dtype"]) or not shape_ok:
             raise InputError(f"input {i} ('{name}') of '{entry}' is {got}, expected {want}")
+
+
+def _treespec(text: str, entry: str) -> pytree.TreeSpec:
+    try:
+        return pytree.treespec_loads(text)
+    except Exception as err:  # noqa: BLE001 - any decoding failure means a damaged artifact
+        raise ArtifactError(f"entry point '{entry}' has a malformed pytree spec ({err})") from None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import ArtifactError
 from ..interpreter import Kernel, PlanInterpreter
 from ..plan import Plan
+from ..validate import check_plan
 
 if TYPE_CHECKING:
     import torch
@@ -52,18 +53,13 @@ class PlanExecutor(Executor):
         super().__init__(artifact)
         try:
             self.plan = Plan.from_json(artifact.payload_json(self.PLAN_FILE))
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ArtifactError(
                 f"malformed plan in artifact: {type(err).__name__}: {err}"
             ) from None
-        missing = sorted(_weight_keys(self.plan) - set(artifact.weights))
-        if missing and artifact.manifest.get("weights", {}).get("present", True):
-            raise ArtifactError(
-                f"artifact is missing weight '{missing[0]}' (and {len(missing) - 1} more)"
-                if len(missing) > 1
-                else f"artifact is missing weight '{missing[0]}'"
-            )
-        self.interpreter = PlanInterpreter(artifact.weights, self.kernels())
+        kernels = self.kernels()
+        check_plan(self.plan, artifact.manifest, artifact.weights, kernels.__contains__)
+        self.interpreter = PlanInterpreter(artifact.weights, kernels)
 
     def kernels(self) -> Mapping[str, Kernel]:
         """Op name -> kernel; defaults to the reference semantics of every dialect op."""
@@ -73,12 +69,3 @@ class PlanExecutor(Executor):
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         return self.interpreter.run(self.plan.functions[entry], inputs)
-
-
-def _weight_keys(plan: Plan) -> set[str]:
-    return {
-        step.attrs["key"]
-        for function in plan.functions.values()
-        for step in function.steps
-        if step.op == "mlacc.weight"
-    }

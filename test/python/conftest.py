@@ -23,8 +23,15 @@ def torch_ops_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_tool(tool: str, *args: str, cwd: Path | None = None, input: str | None = None):  # noqa: A002
     """Runs a console script of this environment; returns the CompletedProcess."""
-    return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, cwd=cwd,
-                          input=input, check=False, timeout=300)
+    return subprocess.run(
+        [str(BIN / tool), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=input,
+        check=False,
+        timeout=300,
+    )
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, tool: str, *needles: str) -> None:

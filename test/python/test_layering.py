@@ -8,17 +8,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = {"mlacc": "mlacc", "tools": "mlacc.tools", "frontend": "mlacc.frontend",
-          "dialects": "mlacc.dialects", "passes": "mlacc.passes", "backends": "mlacc.backends",
-          "runtime": "mlacc.runtime"}
+LAYERS = {
+    "mlacc": "mlacc",
+    "tools": "mlacc.tools",
+    "frontend": "mlacc.frontend",
+    "dialects": "mlacc.dialects",
+    "passes": "mlacc.passes",
+    "backends": "mlacc.backends",
+    "runtime": "mlacc.runtime",
+}
 
 # layer -> module prefixes it must never import
 FORBIDDEN = {
-    "dialects": ("mlacc.frontend", "mlacc.passes", "mlacc.backends", "mlacc.runtime", "mlacc.tools",
-                 "mlacc.compiler", "torch"),
+    "dialects": (
+        "mlacc.frontend",
+        "mlacc.passes",
+        "mlacc.backends",
+        "mlacc.runtime",
+        "mlacc.tools",
+        "mlacc.compiler",
+        "torch",
+    ),
     "passes": ("mlacc.frontend", "mlacc.backends", "mlacc.runtime", "mlacc.tools", "torch"),
-    "runtime": ("torch_mlir", "mlacc.dialects", "mlacc.passes", "mlacc.backends",
-                "mlacc.frontend", "mlacc.tools", "mlacc.compiler"),
+    "runtime": (
+        "torch_mlir",
+        "mlacc.dialects",
+        "mlacc.passes",
+        "mlacc.backends",
+        "mlacc.frontend",
+        "mlacc.tools",
+        "mlacc.compiler",
+    ),
     "backends": ("mlacc.tools", "mlacc.frontend"),
     "frontend": ("mlacc.tools", "mlacc.backends"),
     "mlacc": ("mlacc.tools",),

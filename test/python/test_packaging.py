@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import mlacc
 from mlacc.dialects import all_ops
@@ -30,8 +31,12 @@ def test_version_matches_pyproject() -> None:
 
 
 def test_dialect_docs_are_current() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_dialect_docs.py"), "--check"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_dialect_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -39,7 +44,9 @@ def test_every_op_is_documented_and_round_tripped() -> None:
     lit_ops = "".join(p.read_text() for p in (ROOT / "test" / "Dialect").rglob("ops.mlir"))
     for op in all_ops():
         assert op.__doc__ and len(op.__doc__.split()) > 15, f"{op.OPERATION_NAME} needs a docstring"
-        assert f'"{op.OPERATION_NAME}"' in lit_ops, f"no round-trip lit test for {op.OPERATION_NAME}"
+        assert f'"{op.OPERATION_NAME}"' in lit_ops, (
+            f"no round-trip lit test for {op.OPERATION_NAME}"
+        )
 
 
 def test_generated_builder_signatures(capsys) -> None:
@@ -53,4 +60,5 @@ def test_generated_builder_signatures(capsys) -> None:
         print(op.__name__, sig)
         assert sig.startswith("(self, ") and "loc=None" in sig and "ip=None" in sig
     assert "q_latent, q_pe, kv_cache, positions, kv_lora_rank, softmax_scale, ctx" in str(
-        inspect.signature(LatentAttentionOp.__init__))
+        inspect.signature(LatentAttentionOp.__init__)
+    )

@@ -18,7 +18,9 @@ from mlacc.runtime.errors import ArtifactError, InputError, TargetError
 def _rewrite(src: Path, dst: Path, **replace: bytes) -> Path:
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for name in zin.namelist():
-            zout.writestr(name, replace.get(name.replace(".", "_").replace("/", "_"), zin.read(name)))
+            zout.writestr(
+                name, replace.get(name.replace(".", "_").replace("/", "_"), zin.read(name))
+            )
     return dst
 
 
@@ -76,7 +78,9 @@ def test_not_an_artifact(tmp_path: Path) -> None:
 def test_unknown_format_version(torch_ops_artifact: Path, tmp_path: Path) -> None:
     manifest = json.loads(zipfile.ZipFile(torch_ops_artifact).read("manifest.json"))
     manifest["format_version"] = FORMAT_VERSION + 1
-    bad = _rewrite(torch_ops_artifact, tmp_path / "v.mlacc", manifest_json=json.dumps(manifest).encode())
+    bad = _rewrite(
+        torch_ops_artifact, tmp_path / "v.mlacc", manifest_json=json.dumps(manifest).encode()
+    )
     with pytest.raises(ArtifactError, match=r"format version 2 is newer than .* \(1\)"):
         mlacc.runtime.load(bad)
 
@@ -96,14 +100,19 @@ def test_corrupt_manifest_and_weights(torch_ops_artifact: Path, tmp_path: Path) 
 def test_target_not_installed(torch_ops_artifact: Path, tmp_path: Path) -> None:
     manifest = json.loads(zipfile.ZipFile(torch_ops_artifact).read("manifest.json"))
     manifest["executor"] = "vendor-npu"
-    bad = _rewrite(torch_ops_artifact, tmp_path / "x.mlacc", manifest_json=json.dumps(manifest).encode())
+    bad = _rewrite(
+        torch_ops_artifact, tmp_path / "x.mlacc", manifest_json=json.dumps(manifest).encode()
+    )
     with pytest.raises(TargetError, match="executor 'vendor-npu' is not installed"):
         mlacc.runtime.load(bad)
 
 
 def test_wrong_inputs_at_call_time(torch_ops_artifact: Path) -> None:
     exe = mlacc.runtime.load(torch_ops_artifact)
-    with pytest.raises(InputError, match=r"input 0 \('arg0'\) of 'forward' is float32\[4,15\], expected float32\[4,16\]"):
+    with pytest.raises(
+        InputError,
+        match=r"input 0 \('arg0'\) of 'forward' is float32\[4,15\], expected float32\[4,16\]",
+    ):
         exe(torch.randn(4, 15))
     with pytest.raises(InputError, match=r"is float64\[4,16\], expected float32\[4,16\]"):
         exe(torch.randn(4, 16, dtype=torch.float64))
@@ -115,7 +124,9 @@ def test_wrong_inputs_at_call_time(torch_ops_artifact: Path) -> None:
         exe.run("decode", torch.randn(4, 16))
 
 
-def test_save_is_atomic(torch_ops_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_is_atomic(
+    torch_ops_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     art = read_artifact(torch_ops_artifact)
     target = tmp_path / "out.mlacc"
     target.write_bytes(b"previous contents")
@@ -133,7 +144,9 @@ def test_save_is_atomic(torch_ops_artifact: Path, tmp_path: Path, monkeypatch: p
 def test_timing_only_artifact_has_no_weight_data(tmp_path: Path) -> None:
     from mlacc.backends.testing import sample_text
 
-    art = mlacc.compile(sample_text("torch_ops"), target="reference", pipeline="none", timing_only=True)
+    art = mlacc.compile(
+        sample_text("torch_ops"), target="reference", pipeline="none", timing_only=True
+    )
     path = art.save(tmp_path / "t.mlacc")
     with zipfile.ZipFile(path) as zf:
         assert "weights.safetensors" not in zf.namelist()

@@ -15,8 +15,9 @@ def test_compile_run_inspect(tmp_path: Path) -> None:
     src = tmp_path / "layer.mlir"
     src.write_text(sample_text("deepseek_v3_layer"))
     out = tmp_path / "layer.mlacc"
-    proc = run_tool("mlacc", "compile", str(src), "-o", str(out), "--target", "reference",
-                    "--random-weights")
+    proc = run_tool(
+        "mlacc", "compile", str(src), "-o", str(out), "--target", "reference", "--random-weights"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "compiled" in proc.stdout and out.is_file()
 
@@ -43,7 +44,9 @@ def test_demo_runs() -> None:
 
 def test_compile_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mlir"
-    bad.write_text('func.func @f(%x: i32) {\n  %0 = "mla.rms_norm"(%x) : (i32) -> i32\n  return\n}\n')
+    bad.write_text(
+        'func.func @f(%x: i32) {\n  %0 = "mla.rms_norm"(%x) : (i32) -> i32\n  return\n}\n'
+    )
     out = tmp_path / "out.mlacc"
     proc = run_tool("mlacc", "compile", str(bad), "-o", str(out), "--target", "reference")
     assert_one_error_line(proc, "mlacc", f"{bad}:2:8")
@@ -55,8 +58,9 @@ def test_compile_errors(tmp_path: Path) -> None:
     assert_one_error_line(proc, "mlacc", "unknown target 'no-such-target'", "reference")
     proc = run_tool("mlacc", "compile", str(src), "-o", str(out), "--target", "reference")
     assert_one_error_line(proc, "mlacc", "no data for weight")
-    proc = run_tool("mlacc", "compile", str(tmp_path / "missing.mlir"), "-o", str(out),
-                    "--target", "reference")
+    proc = run_tool(
+        "mlacc", "compile", str(tmp_path / "missing.mlir"), "-o", str(out), "--target", "reference"
+    )
     assert_one_error_line(proc, "mlacc", "no such file")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.mlacc")]
@@ -65,10 +69,22 @@ def test_compile_errors(tmp_path: Path) -> None:
 def test_unsupported_op_names_op_location_and_targets(tmp_path: Path) -> None:
     src = tmp_path / "fp8.mlir"
     src.write_text(sample_text("fp8_linear"))
-    proc = run_tool("mlacc", "compile", str(src), "-o", str(tmp_path / "o.mlacc"),
-                    "--target", "example-cpu", "--random-weights")
-    assert_one_error_line(proc, "mlacc", "op 'fp8.quantize' is not supported by target "
-                          "'example-cpu' (supported by: reference)", "fp8_linear.py:1:1")
+    proc = run_tool(
+        "mlacc",
+        "compile",
+        str(src),
+        "-o",
+        str(tmp_path / "o.mlacc"),
+        "--target",
+        "example-cpu",
+        "--random-weights",
+    )
+    assert_one_error_line(
+        proc,
+        "mlacc",
+        "op 'fp8.quantize' is not supported by target 'example-cpu' (supported by: reference)",
+        "fp8_linear.py:1:1",
+    )
 
 
 def test_run_and_inspect_errors(tmp_path: Path, torch_ops_artifact: Path) -> None:

@@ -85,8 +85,11 @@ def _run_pipeline(module, text: str, source: str, print_ir_after_all, repro: Pat
     try:
         run_pipeline(module, text, print_ir_after_all=print_ir_after_all, repro_dir=repro,
                      source_name=source)
-    except (PipelineError, PipelineParseError) as err:
-        raise CompileError(str(err)) from None
+    except PipelineError as err:
+        notes = "".join(f"\nnote: {n}" for n in err.notes)
+        raise CompileError(f"{err.location}: {err.message}{notes}") from None
+    except PipelineParseError as err:
+        raise CompileError(f"bad pipeline '{text}': {err}") from None
 
 
 def _lower(backend, module, request, repro: Path):
@@ -108,9 +111,11 @@ def _lower(backend, module, request, repro: Path):
         where = f"{format_location(op.location)}: " if op is not None else ""
         kind = "" if isinstance(err, MlaccError) else f"{type(err).__name__}: "
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        command = f"mlacc compile {path} --target {backend.name} --pipeline none -o repro.mlacc"
         raise CompileError(
-            f"{where}lowering to '{backend.name}' failed: {kind}{message}; reproduce with: "
-            f"mlacc compile {path} --target {backend.name} --pipeline none --timing-only -o repro.mlacc"
+            f"{where}lowering to '{backend.name}' failed: {kind}{message}\n"
+            f"note: the IR given to the '{backend.name}' backend is in {path}\n"
+            f"note: reproduce with: {command}"
         ) from err
 
 

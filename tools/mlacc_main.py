@@ -37,7 +37,10 @@ def _report(err: Exception) -> int:
     from mlacc.runtime.errors import MlaccError
 
     if isinstance(err, MlaccError):
-        print(f"mlacc: error: {_one_line(err)}", file=sys.stderr)
+        first, *notes = str(err).strip().splitlines() or [type(err).__name__]
+        print(f"mlacc: error: {first}", file=sys.stderr)
+        for note in notes:  # "note: ..." lines: where the reproducer is, how to run it
+            print(note, file=sys.stderr)
         return EXIT_ERROR
     if os.environ.get("MLACC_DEBUG"):
         raise err

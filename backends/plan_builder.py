@@ -144,7 +144,7 @@ class PlanBuilder:
 def _dense_to_tensor(attr: ir.Attribute, loc: str) -> torch.Tensor:
     try:
         array = np.array(attr)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - unreadable constants (resource blobs, ...)
         raise CompileError(f"{loc}: cannot read constant {str(attr)[:60]}: {err}") from None
     if isinstance(attr, ir.DenseElementsAttr) and attr.is_splat:
         shape = ir.ShapedType(attr.type).shape

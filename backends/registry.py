@@ -39,7 +39,7 @@ def discover() -> dict[str, BackendStatus]:
             if not (isinstance(cls, type) and issubclass(cls, Backend)):
                 raise TypeError(f"{ep.value} is not a subclass of mlacc.backends.Backend")
             found[ep.name] = BackendStatus(ep.name, cls, None, ep.value)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - report any plug-in failure with its reason
             found[ep.name] = BackendStatus(ep.name, None, f"{type(err).__name__}: {err}", ep.value)
     for name, cls in _registered.items():
         found[name] = BackendStatus(name, cls, None, "registered")
@@ -66,6 +66,6 @@ def targets_supporting(op_name: str) -> list[str]:
         try:
             if status.cls().supports(op_name):
                 out.append(name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken plug-in supports nothing
             continue
     return out

@@ -189,7 +189,16 @@ class GraphOp:
         return {f.name: attr_to_python(getattr(self, f.name)) for f in self.attribute_fields()}
 
     def verify_invariants(self) -> bool:
-        """MLIR's verifier hook: runs `infer` on the operands and compares the result types."""
+        """MLIR's verifier hook: runs `infer` on the operands and compares the result types.
+
+        Ops whose structure is off (operand/result counts, missing or mistyped attributes) are
+        left to IRDL's checks, which run after this hook and name the problem precisely.
+        """
+        problem = structure_problem(self)
+        if problem is not None:
+            if problem:
+                self.location.emit_error(f"'{self.OPERATION_NAME}' op {problem}")
+            return not problem
         try:
             inputs = {
                 f.name: _operand_info(getattr(self, f.name), f.name) for f in self.operand_fields()
@@ -200,6 +209,49 @@ class GraphOp:
             self.location.emit_error(f"'{self.OPERATION_NAME}' op {err}")
             return False
         return True
+
+
+_ATTRIBUTE_KINDS = {
+    "IntegerAttr": ir.IntegerAttr,
+    "FloatAttr": ir.FloatAttr,
+    "StringAttr": ir.StringAttr,
+    "DictAttr": ir.DictAttr,
+    "DenseI64Array": ir.DenseI64ArrayAttr,
+    "Flag": ir.IntegerAttr,
+}
+
+
+def structure_problem(op: ir.OpView) -> str | None:
+    """None when the op's operands, results and attributes have the declared structure; ""
+    when IRDL will report what is wrong; a message for what IRDL does not check."""
+    cls = type(op)
+    operation = op.operation
+    for kind, segments, values, fields in (
+        ("operand", cls._ODS_OPERAND_SEGMENTS, operation.operands, cls.operand_fields()),
+        ("result", cls._ODS_RESULT_SEGMENTS, operation.results, cls.result_fields()),
+    ):
+        attr = f"{kind}SegmentSizes"
+        if segments is None:
+            if len(values) != len(fields):
+                return ""
+            continue
+        if attr not in operation.attributes:
+            return f"needs the '{attr}' attribute (it has optional or variadic {kind}s)"
+        sizes = list(ir.DenseI32ArrayAttr(operation.attributes[attr]))
+        if (
+            len(sizes) != len(fields)
+            or sum(sizes) != len(values)
+            or any(size != 1 for size, seg in zip(sizes, segments) if seg == 1)
+            or any(size > 1 for size, seg in zip(sizes, segments) if seg == 0)
+        ):
+            return f"has '{attr}' {sizes} that does not match its {len(values)} {kind}(s)"
+    for field in cls.attribute_fields():
+        if field.name not in operation.attributes:
+            return ""
+        kind = _ATTRIBUTE_KINDS.get(getattr(field.constraint, "__name__", ""))
+        if kind is not None and not isinstance(operation.attributes[field.name], kind):
+            return ""
+    return None
 
 
 def op_base(dialect: type, name: str) -> type:

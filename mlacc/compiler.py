@@ -65,8 +65,12 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         entry_points = _entry_points(module)
         mlir_text = module_text(module)
     manifest = _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload)
-    return Artifact(manifest=manifest, mlir=mlir_text, weights={**bound, **payload.weights},
-                    payload=payload.files)
+    return Artifact(
+        manifest=manifest,
+        mlir=mlir_text,
+        weights={**bound, **payload.weights},
+        payload=payload.files,
+    )
 
 
 def _pipeline_text(pipeline: str, fp8: bool) -> str:
@@ -83,8 +87,9 @@ def _run_pipeline(module, text: str, source: str, print_ir_after_all, repro: Pat
     from .runtime.errors import CompileError
 
     try:
-        run_pipeline(module, text, print_ir_after_all=print_ir_after_all, repro_dir=repro,
-                     source_name=source)
+        run_pipeline(
+            module, text, print_ir_after_all=print_ir_after_all, repro_dir=repro, source_name=source
+        )
     except PipelineError as err:
         notes = "".join(f"\nnote: {n}" for n in err.notes)
         raise CompileError(f"{err.location}: {err.message}{notes}") from None
@@ -104,7 +109,7 @@ def _lower(backend, module, request, repro: Path):
         return backend.compile(module, request)
     except UnsupportedOpError:
         raise
-    except Exception as err:  # noqa: BLE001 - any lowering failure is reported with a reproducer
+    except Exception as err:
         path = repro / f"mlacc-repro-{backend.name}-lowering.mlir"
         write_atomic(path, before)
         op = getattr(err, "op", None)

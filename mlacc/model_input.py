@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .dialects._mlir import ir
-from .dialects.locations import format_location
-from .dialects.parsing import parse_module
+from .dialects.parsing import SourceError, parse_module
 from .runtime.errors import CompileError
 
 
@@ -34,9 +33,8 @@ def parse_mlir(text: str, source_name: str) -> ir.Module:
     """Parses and verifies MLIR text; the first diagnostic becomes a CompileError line."""
     try:
         return parse_module(text, source_name)
-    except ir.MLIRError as err:
-        diag = err.error_diagnostics[0] if err.error_diagnostics else None
-        if diag is None:
+    except SourceError as err:
+        errors = [d for d in err.diagnostics if d.severity == "error"] or err.diagnostics
+        if not errors:
             raise CompileError(f"{source_name}: invalid MLIR") from None
-        where = format_location(diag.location) or source_name
-        raise CompileError(f"{where}: {diag.message}") from None
+        raise CompileError(f"{errors[0].location or source_name}: {errors[0].message}") from None

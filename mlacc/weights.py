@@ -22,7 +22,9 @@ def weight_specs(module: ir.Module) -> dict[str, dict[str, Any]]:
             info = tensor_info(op.results[0].type)
             spec = {"shape": list(info.shape), "dtype": info.dtype}
             if specs.setdefault(key, spec) != spec:
-                raise CompileError(f"weight '{key}' is used with two types: {specs[key]} and {spec}")
+                raise CompileError(
+                    f"weight '{key}' is used with two types: {specs[key]} and {spec}"
+                )
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)

@@ -123,12 +123,12 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         ) from None
     except UnicodeDecodeError:
         raise ArtifactError(f"{path}: corrupt artifact (module.mlir is not UTF-8)") from None
-    _check_payload(path, manifest, payload)
     try:
         check_manifest(manifest)
         check_weights(manifest, weights)
     except ArtifactError as err:
         raise ArtifactError(f"{path}: {err}") from None
+    _check_payload(path, manifest, payload)
     return Artifact(manifest=manifest, mlir=mlir, weights=weights, payload=payload)
 
 

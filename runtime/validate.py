@@ -50,7 +50,9 @@ def check_tensor_spec(spec: Any, where: str) -> None:
         where,
         f"has an invalid shape {shape!r}",
     )
-    _expect(dtype in TENSOR_DTYPES, where, f"has an unknown dtype {dtype!r}")
+    _expect(
+        isinstance(dtype, str) and dtype in TENSOR_DTYPES, where, f"has an unknown dtype {dtype!r}"
+    )
 
 
 def check_manifest(manifest: dict[str, Any]) -> None:
@@ -72,7 +74,7 @@ def check_manifest(manifest: dict[str, Any]) -> None:
             _expect(sig.get(key) is None or isinstance(sig[key], str), where, f"has a bad {key}")
     default = manifest.get("default_entry")
     _expect(
-        default is None or default in entry_points,
+        default is None or (isinstance(default, str) and default in entry_points),
         "manifest",
         f"names a default entry point {default!r} that does not exist",
     )

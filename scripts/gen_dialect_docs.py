@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generates docs/dialects.md from the dialect definitions (op classes and their docstrings).
 
-    python scripts/gen_dialect_docs.py          # rewrite docs/dialects.md
-    python scripts/gen_dialect_docs.py --check  # exit 1 when docs/dialects.md is stale
+python scripts/gen_dialect_docs.py          # rewrite docs/dialects.md
+python scripts/gen_dialect_docs.py --check  # exit 1 when docs/dialects.md is stale
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ from mlacc.runtime.semantics import SEMANTICS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "dialects.md"
 
-_KINDS = {"IntegerAttr": "integer", "FloatAttr": "float", "StringAttr": "string",
-          "DictAttr": "dictionary", "DenseI64Array": "array<i64>", "Flag": "bool"}
+_KINDS = {
+    "IntegerAttr": "integer",
+    "FloatAttr": "float",
+    "StringAttr": "string",
+    "DictAttr": "dictionary",
+    "DenseI64Array": "array<i64>",
+    "Flag": "bool",
+}
 
 
 def _clean(doc: str | None) -> str:
@@ -70,8 +76,11 @@ def render() -> str:
     for dialect in DIALECTS:
         ops = sorted(dialect.operations, key=lambda o: o.OPERATION_NAME)
         lines += [f"## `{dialect.DIALECT_NAMESPACE}` dialect", "", _clean(dialect.__doc__), ""]
-        lines += [f"- [`{op.OPERATION_NAME}`](#{op.OPERATION_NAME.replace('.', '')}-{op.__name__.lower()})"
-                  for op in ops]
+        lines += [
+            f"- [`{op.OPERATION_NAME}`]"
+            f"(#{op.OPERATION_NAME.replace('.', '')}-{op.__name__.lower()})"
+            for op in ops
+        ]
         lines.append("")
         for op in ops:
             lines += _op_section(op)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlacc: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - every failure becomes one line
         return _report(err)
 
 
@@ -135,9 +135,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _random_weights_for(path: str) -> dict:
-    from mlacc.runtime.synthetic import synthetic_weights
-
     import mlacc
+    from mlacc.runtime.synthetic import synthetic_weights
 
     probe = mlacc.compile(path, target="reference", pipeline="none", timing_only=True)
     return synthetic_weights(probe.manifest["weights"]["tensors"])
@@ -230,11 +229,11 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
+
+    import mlacc
     from mlacc.backends.testing.samples import TinyLayerConfig, build_tiny_layer
     from mlacc.dialects import make_context
     from mlacc.runtime.synthetic import synthetic_weights
-
-    import mlacc
 
     cfg = TinyLayerConfig()
     with make_context():

@@ -38,7 +38,8 @@ __all__ = ["SAMPLES", "BackendConformance", "compile_sample"]
 # An op no target supports: torch-mlir's escape hatch for ops it could not import.
 OPAQUE_OP_MODULE = """
 func.func @forward(%x: !torch.vtensor<[2,3],f32>) -> !torch.vtensor<[2,3],f32> {
-  %0 = torch.operator "torch.mlacc.not_a_real_op"(%x) : (!torch.vtensor<[2,3],f32>) -> !torch.vtensor<[2,3],f32>
+  %0 = torch.operator "torch.mlacc.not_a_real_op"(%x)
+    : (!torch.vtensor<[2,3],f32>) -> !torch.vtensor<[2,3],f32>
   return %0 : !torch.vtensor<[2,3],f32>
 }
 """

@@ -32,7 +32,7 @@ def get_executor(name: str) -> type[Executor]:
         raise TargetError(f"executor '{name}' is not installed (installed: {installed})")
     try:
         cls = matches[0].load()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a broken plug-in must not crash the caller
         raise TargetError(
             f"executor '{name}' failed to load: {type(err).__name__}: {err}"
         ) from None

@@ -25,8 +25,13 @@ def test_default_pipeline_keeps_numerics() -> None:
 
 def test_print_ir_after_all_to_a_directory(tmp_path: Path) -> None:
     art = compile_sample("torch_ops", "reference")
-    mlacc.compile(sample_text("torch_ops"), target="reference", weights=art.weights,
-                  pipeline="canonicalize,cse", print_ir_after_all=tmp_path / "ir")
+    mlacc.compile(
+        sample_text("torch_ops"),
+        target="reference",
+        weights=art.weights,
+        pipeline="canonicalize,cse",
+        print_ir_after_all=tmp_path / "ir",
+    )
     dumps = sorted(p.name for p in (tmp_path / "ir").iterdir())
     assert len(dumps) == 2 and "canonicalize" in dumps[0] and "cse" in dumps[1]
     assert "torch.aten.mm" in (tmp_path / "ir" / dumps[1]).read_text()
@@ -34,22 +39,30 @@ def test_print_ir_after_all_to_a_directory(tmp_path: Path) -> None:
 
 def test_failing_pass_names_location_and_writes_reproducer(tmp_path: Path) -> None:
     with pytest.raises(CompileError) as info:
-        mlacc.compile(sample_text("deepseek_v3_layer"), target="reference", timing_only=True,
-                      pipeline="cse,test-fail-on{op=moe.router}", repro_dir=tmp_path)
+        mlacc.compile(
+            sample_text("deepseek_v3_layer"),
+            target="reference",
+            timing_only=True,
+            pipeline="cse,test-fail-on{op=moe.router}",
+            repro_dir=tmp_path,
+        )
     first, *notes = str(info.value).splitlines()
     assert first.startswith("samples.py:1:1: ") and "moe.router" in first
     repro = tmp_path / "mlacc-repro-test-fail-on.mlir"
     assert repro.is_file() and '"moe.router"' in repro.read_text()
     command = notes[-1].removeprefix("note: reproduce with: ")
     assert command.startswith("mlacc-opt ") and "test-fail-on" in command
-    proc = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        command, shell=True, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 1 and "moe.router" in proc.stderr
 
 
 def test_unknown_pass_is_a_compile_error() -> None:
     with pytest.raises(CompileError, match="no-such-pass"):
-        mlacc.compile(sample_text("torch_ops"), target="reference", timing_only=True,
-                      pipeline="no-such-pass")
+        mlacc.compile(
+            sample_text("torch_ops"), target="reference", timing_only=True, pipeline="no-such-pass"
+        )
 
 
 class _ExplodingBackend(Backend):
@@ -64,21 +77,26 @@ class _ExplodingBackend(Backend):
         raise RuntimeError("tile larger than SRAM")
 
 
-def test_failing_lowering_writes_reproducer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_lowering_writes_reproducer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlacc.backends import registry
 
     monkeypatch.setattr(registry, "_registered", dict(registry._registered))
     register("exploding", _ExplodingBackend)
     with pytest.raises(CompileError) as info:
-        mlacc.compile(sample_text("torch_ops"), target="exploding", timing_only=True,
-                      repro_dir=tmp_path)
+        mlacc.compile(
+            sample_text("torch_ops"), target="exploding", timing_only=True, repro_dir=tmp_path
+        )
     first, *notes = str(info.value).splitlines()
     assert first == "lowering to 'exploding' failed: RuntimeError: tile larger than SRAM"
     repro = tmp_path / "mlacc-repro-exploding-lowering.mlir"
     assert repro.is_file() and "torch.aten.mm" in repro.read_text()
     assert 'loc("torch_ops.py":1:1)' in repro.read_text()
-    assert notes[-1] == (f"note: reproduce with: mlacc compile {repro} --target exploding "
-                         "--pipeline none -o repro.mlacc")
+    assert notes[-1] == (
+        f"note: reproduce with: mlacc compile {repro} --target exploding "
+        "--pipeline none -o repro.mlacc"
+    )
 
 
 def test_pytorch_models_are_not_accepted_yet() -> None:

@@ -1,7 +1,7 @@
 """`mlacc.weight`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, VerificationError
+from ...base import AnyTensor, VerificationError, structure_problem
 from ...types import tensor_info
 from ..dialect import CoreOp
 
@@ -19,6 +19,9 @@ class WeightOp(CoreOp, name="weight"):
     out: ext.Result[AnyTensor]
 
     def verify_invariants(self) -> bool:
+        problem = structure_problem(self)
+        if problem is not None:  # "" means IRDL reports it, right after this hook
+            return not problem
         try:
             if not ir.StringAttr(self.attributes["key"]).value:
                 raise VerificationError("attribute 'key' must not be empty")

@@ -90,10 +90,10 @@ def test_corrupt_manifest_and_weights(torch_ops_artifact: Path, tmp_path: Path) 
     with pytest.raises(ArtifactError, match="corrupt manifest"):
         mlacc.runtime.load(bad)
     bad = _rewrite(torch_ops_artifact, tmp_path / "w.mlacc", weights_safetensors=b"\x00" * 16)
-    with pytest.raises(ArtifactError, match="corrupt weights.safetensors"):
+    with pytest.raises(ArtifactError, match=r"corrupt weights\.safetensors"):
         mlacc.runtime.load(bad)
     bad = _rewrite(torch_ops_artifact, tmp_path / "p.mlacc", payload_plan_json=b"[1, 2")
-    with pytest.raises(ArtifactError, match="plan.json' is not valid JSON"):
+    with pytest.raises(ArtifactError, match=r"plan\.json' is not valid JSON"):
         mlacc.runtime.load(bad)
 
 
@@ -154,5 +154,5 @@ def test_timing_only_artifact_has_no_weight_data(tmp_path: Path) -> None:
     assert loaded.manifest["weights"]["present"] is False
     assert loaded.manifest["weights"]["tensors"]["w"] == {"shape": [16, 8], "dtype": "float32"}
     assert isinstance(loaded, Artifact)
-    with pytest.raises(ArtifactError, match="timing-only .* needs weights"):
+    with pytest.raises(ArtifactError, match=r"timing-only .* needs weights"):
         mlacc.runtime.load(path)

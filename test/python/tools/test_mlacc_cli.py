@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import assert_one_error_line, run_tool
+from tool_helpers import assert_one_error_line, run_tool
 
 from mlacc.backends.testing import sample_text
 

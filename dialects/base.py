@@ -217,7 +217,7 @@ _ATTRIBUTE_KINDS = {
     "StringAttr": ir.StringAttr,
     "DictAttr": ir.DictAttr,
     "DenseI64Array": ir.DenseI64ArrayAttr,
-    "Flag": ir.IntegerAttr,
+    "Flag": (ir.BoolAttr, ir.IntegerAttr),
 }
 
 
@@ -244,7 +244,7 @@ def structure_problem(op: ir.OpView) -> str | None:
             or any(size != 1 for size, seg in zip(sizes, segments) if seg == 1)
             or any(size > 1 for size, seg in zip(sizes, segments) if seg == 0)
         ):
-            return f"has '{attr}' {sizes} that does not match its {len(values)} {kind}(s)"
+            return ""  # IRDL names the inconsistency
     for field in cls.attribute_fields():
         if field.name not in operation.attributes:
             return ""

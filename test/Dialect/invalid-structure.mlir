@@ -82,15 +82,3 @@ func.func @router$no_segment_sizes(%x: tensor<4x64xf32>, %gate: tensor<8x64xf32>
     : (tensor<4x64xf32>, tensor<8x64xf32>) -> (tensor<4x2xf32>, tensor<4x2xi64>)
   return %w, %i : tensor<4x2xf32>, tensor<4x2xi64>
 }
-
-// -----
-
-func.func @router$segment_sizes_disagree(%x: tensor<4x64xf32>, %gate: tensor<8x64xf32>) -> (tensor<4x2xf32>, tensor<4x2xi64>) {
-  // expected-error @+1 {{'moe.router' op has 'operandSegmentSizes' [1, 1, 1] that does not match its 2 operand(s)}}
-  %w, %i = "moe.router"(%x, %gate) {
-      score_func = "softmax", top_k = 2 : i64, n_groups = 1 : i64, topk_group = 1 : i64,
-      group_score = "max", route_scale = 2.5 : f64, norm_topk_prob = true,
-      operandSegmentSizes = array<i32: 1, 1, 1>}
-    : (tensor<4x64xf32>, tensor<8x64xf32>) -> (tensor<4x2xf32>, tensor<4x2xi64>)
-  return %w, %i : tensor<4x2xf32>, tensor<4x2xi64>
-}

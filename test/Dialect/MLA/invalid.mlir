@@ -280,7 +280,7 @@ func.func @rotary_embedding$yarn_factor_below_one(%k_pe: tensor<1x4x8xf32>, %pos
 // -----
 
 func.func @rotary_embedding$rope_not_a_dictionary(%k_pe: tensor<1x4x8xf32>, %pos: tensor<1x4xi64>) -> tensor<1x4x8xf32> {
-  // expected-error @+1 {{attribute 'rope' must be a dictionary, got 'interleaved'}}
+  // expected-error @+1 {{expected base attribute 'builtin.dictionary' but got 'builtin.string'}}
   %rot = "mla.rotary_embedding"(%k_pe, %pos) {rope = "interleaved"}
     : (tensor<1x4x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
   return %rot : tensor<1x4x8xf32>

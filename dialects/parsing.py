@@ -76,13 +76,18 @@ def parse_module(text: str, source_name: str = "-", context: ir.Context | None =
         return _as_module(_parse(text, source_name))
 
 
+# Some malformed inputs make MLIR's parser fail without emitting a diagnostic (seen by the
+# fuzzer: text glued to a trailing `loc(#alias)`); the user still gets one error line.
+_SILENT_FAILURE = Diagnostic("error", "invalid MLIR: the parser stopped without saying where")
+
+
 def _parse(text: str, source_name: str) -> Any:
     try:
         return ir.Operation.parse(text, source_name=source_name)
     except ir.MLIRError as err:
         diags = [Diagnostic.from_mlir(d) for d in err.error_diagnostics]
         if not any("source must contain a single top-level operation" in d.message for d in diags):
-            raise SourceError(diags, source_name) from None
+            raise SourceError(diags or [_SILENT_FAILURE], source_name) from None
         return _parse_wrapped(text, source_name)
     except Exception as err:
         raise SourceError([python_failure(err)], source_name) from err
@@ -111,7 +116,7 @@ def _parse_wrapped(text: str, source_name: str) -> Any:
         diags = [
             _unshift(Diagnostic.from_mlir(d), first + 1, shifted) for d in err.error_diagnostics
         ]
-        raise SourceError(diags, source_name) from None
+        raise SourceError(diags or [_SILENT_FAILURE], source_name) from None
     except Exception as err:  # an op verifier that raised; see python_failure
         raise SourceError([python_failure(err)], source_name) from err
 

@@ -19,6 +19,7 @@ from .version import __version__
 
 _LAZY = {
     "compile": ("mlacc.compiler", "compile"),
+    "capture": ("mlacc.model_input", "capture"),
     "Artifact": ("mlacc.runtime.artifact", "Artifact"),
     "MlaccError": ("mlacc.runtime.errors", "MlaccError"),
     "load": ("mlacc.runtime", "load"),
@@ -36,4 +37,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["Artifact", "MlaccError", "__version__", "compile", "load", "runtime"]
+__all__ = ["Artifact", "MlaccError", "__version__", "capture", "compile", "load", "runtime"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     timing_only: bool = False,
     print_ir_after_all: str | os.PathLike[str] | None = None,
     repro_dir: str | os.PathLike[str] | None = None,
+    cache_len: int | None = None,
+    progress: Callable[[str], None] | None = None,
     **options: Any,
 ):
     """Compiles `model` for `target` and returns an `Artifact` (`.save(path)`, `.load()`).
@@ -41,6 +44,8 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         timing_only: compile without weight data (shapes only).
         print_ir_after_all: a directory that receives the IR after every pipeline step.
         repro_dir: where a failing step's reproducer goes (default: the working directory).
+        cache_len: tokens the latent KV cache of prefill/decode holds (causal LMs).
+        progress: called with a line per capture stage (long captures show progress).
         **options: target options, passed to the backend.
     """
     from .backends import CompileRequest, get_backend
@@ -49,22 +54,40 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     from .dialects.parsing import module_text
     from .model_input import import_model
     from .runtime.artifact import Artifact
+    from .runtime.errors import CompileError
     from .weights import bind_weights, weight_specs
 
     backend = get_backend(target)
     repro = Path(repro_dir) if repro_dir else Path.cwd()
     with make_context():
-        module, source = import_model(model, args, kwargs)
+        imported = import_model(
+            model,
+            args,
+            kwargs,
+            cache_len=cache_len,
+            progress=progress,
+        )
+        module, source = imported.module, imported.source
+        if imported.on_meta and not timing_only:
+            raise CompileError(
+                f"{source} has no weight data (it is on the meta device); "
+                "compile it with timing_only=True"
+            )
         pipeline_text = _pipeline_text(pipeline, fp8)
         _run_pipeline(module, pipeline_text, source, print_ir_after_all, repro)
         check_supported(backend, module)
         specs = weight_specs(module)
-        bound = {} if timing_only else bind_weights(weights, specs)
+        given = weights if weights is not None else imported.weights
+        bound = {} if timing_only else bind_weights(given, specs)
         request = CompileRequest(weights=bound, options=dict(options))
         payload = _lower(backend, module, request, repro)
-        entry_points = _entry_points(module)
+        entry_points = _entry_points(module, imported.entry_points)
         mlir_text = module_text(module)
     manifest = _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload)
+    if imported.cache:
+        manifest["kv_cache"] = imported.cache
+    if imported.family:
+        manifest["model_family"] = imported.family
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,
@@ -101,7 +124,7 @@ def _lower(backend, module, request, repro: Path):
     """Runs the backend; on failure writes the IR it was given and names the reproducer."""
     from .dialects.locations import format_location
     from .dialects.parsing import module_text
-    from .passes.pipeline import write_atomic
+    from .fileio import write_atomic
     from .runtime.errors import CompileError, MlaccError, UnsupportedOpError
 
     before = module_text(module)
@@ -124,7 +147,7 @@ def _lower(backend, module, request, repro: Path):
         ) from err
 
 
-def _entry_points(module) -> dict[str, Any]:
+def _entry_points(module, frontend_info: dict[str, Any]) -> dict[str, Any]:
     from .backends.plan_builder import entry_functions, spec_of
     from .dialects._mlir import ir
 
@@ -132,10 +155,22 @@ def _entry_points(module) -> dict[str, Any]:
     for f in entry_functions(module):
         name = ir.StringAttr(f.attributes["sym_name"]).value
         f_type = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+        info = frontend_info.get(name)
+        names = info.input_names if info else []
+        inputs = [
+            _spec_json(spec_of(t), names[i] if i < len(names) else f"arg{i}")
+            for i, t in enumerate(f_type.inputs)
+        ]
         out[name] = {
-            "inputs": [_spec_json(spec_of(t), f"arg{i}") for i, t in enumerate(f_type.inputs)],
+            "inputs": inputs,
             "outputs": [_spec_json(spec_of(t), f"out{i}") for i, t in enumerate(f_type.results)],
         }
+        if info and info.in_spec:
+            out[name]["in_spec"] = info.in_spec
+        if info and info.out_spec:
+            out[name]["out_spec"] = info.out_spec
+        if info and info.constants:
+            out[name]["constants"] = info.constants
     return out
 
 

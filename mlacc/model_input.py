@@ -1,8 +1,14 @@
-"""Turns what users pass to `mlacc.compile` into a graph-level MLIR module."""
+"""Turns what users pass to `mlacc.compile` / `mlacc.capture` into a graph-level MLIR module.
+
+Accepted: an ``nn.Module`` (captured by the frontend's adapters), a built-in model name such
+as ``deepseek-v3-tiny``, a ``.pt2`` file or an ``ExportedProgram`` (imported as traced), an
+``.mlir`` file, MLIR text, or an ``ir.Module``.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +17,135 @@ from .dialects.parsing import SourceError, parse_module
 from .runtime.errors import CompileError
 
 
-def import_model(model: Any, args: Any, kwargs: Any) -> tuple[ir.Module, str]:
-    """Returns (module, source name) for an `.mlir` path, MLIR text or an `ir.Module`, in the
-    current context."""
+@dataclass
+class ImportedModel:
+    """A module plus what came with it: the model's weights and its entry-point calling info."""
+
+    module: ir.Module
+    source: str
+    weights: dict[str, Any] | None = None  # key -> tensor (None: weights come from the user)
+    on_meta: bool = False  # the model holds no data (timing-only compiles only)
+    entry_points: dict[str, Any] = field(default_factory=dict)  # name -> frontend EntryPoint
+    cache: dict[str, Any] | None = None
+    family: str = ""
+
+
+def import_model(
+    model: Any, args: Any, kwargs: Any, *, cache_len: int | None = None, progress: Any = None
+) -> ImportedModel:
+    """Imports `model` into the current context (see the module docstring for what it takes)."""
+    import torch
+
     if isinstance(model, ir.Module):
-        return parse_mlir(str(model), "<module>"), "<module>"
-    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".mlir"):
-        path = Path(model)
-        if not path.is_file():
-            raise CompileError(f"{path}: no such file")
-        return parse_mlir(path.read_text(), str(path)), str(path)
-    if isinstance(model, str) and ("func.func" in model or "module" in model):
-        return parse_mlir(model, "<string>"), "<string>"
+        return ImportedModel(parse_mlir(str(model), "<module>"), "<module>")
+    if isinstance(model, (str, os.PathLike)):
+        text = str(model)
+        if text.endswith(".mlir"):
+            path = _existing(text)
+            return ImportedModel(parse_mlir(path.read_text(), str(path)), str(path))
+        if text.endswith(".pt2"):
+            from .frontend import custom_ops  # noqa: F401 - registers mlacc:: ops for loading
+
+            program = _load_pt2(_existing(text))
+            return _import_program(program, str(text), progress)
+        if isinstance(model, str) and ("func.func" in model or "module" in model):
+            return ImportedModel(parse_mlir(model, "<string>"), "<string>")
+        from .frontend.models import CONFIGS
+
+        if text in CONFIGS:
+            return _import_module(builtin_model(text), args, kwargs, text, cache_len, progress)
+        raise CompileError(
+            f"'{text}' is not a file (.mlir, .pt2) or a built-in model "
+            f"({', '.join(sorted(CONFIGS))})"
+        )
+    if isinstance(model, torch.export.ExportedProgram):
+        return _import_program(model, "<ExportedProgram>", progress)
+    if isinstance(model, torch.nn.Module):
+        return _import_module(model, args, kwargs, type(model).__name__, cache_len, progress)
     raise CompileError(
-        f"cannot compile a {type(model).__name__}: expected an .mlir path, MLIR text or an "
-        "ir.Module (PyTorch model capture is the frontend's job, not built yet)"
+        f"cannot compile a {type(model).__name__}: expected an nn.Module, an "
+        "ExportedProgram, a .pt2/.mlir path, a built-in model name or MLIR"
     )
+
+
+def builtin_model(name: str, *, meta: bool | None = None, seed: int = 0):
+    """A built-in reference model: random weights, or on the meta device for full-size configs
+    (and whenever `meta` is True)."""
+    import torch
+
+    from .frontend.models import DeepSeekModel, get_config
+
+    config = get_config(name)
+    if meta is None:
+        meta = not name.endswith("-tiny")
+    if meta:
+        with torch.device("meta"):
+            return DeepSeekModel(config).eval()
+    torch.manual_seed(seed)
+    model = DeepSeekModel(config).eval()
+    model.init_weights(seed)
+    return model
+
+
+def default_args(model: Any) -> tuple:
+    """Example inputs for a causal LM: one sequence of 16 tokens (on the model's device)."""
+    import torch
+
+    device = next(model.parameters()).device
+    return (torch.zeros(1, 16, dtype=torch.int64, device=device),)
+
+
+def _import_module(model, args, kwargs, source, cache_len, progress) -> ImportedModel:
+    from .frontend.capture import capture
+
+    args = tuple(args) if args is not None else default_args(model)
+    captured = capture(
+        model, args, kwargs, context=ir.Context.current, cache_len=cache_len, progress=progress
+    )
+    on_meta = any(t.is_meta for t in captured.weights.values())
+    return ImportedModel(
+        captured.module,
+        source,
+        weights=None if on_meta else captured.weights,
+        on_meta=on_meta,
+        entry_points=captured.entry_points,
+        cache=captured.cache,
+        family=captured.family,
+    )
+
+
+def _import_program(program, source: str, progress) -> ImportedModel:
+    from .frontend.capture import import_exported_program
+
+    captured = import_exported_program(program, context=ir.Context.current, progress=progress)
+    state = {**program.state_dict, **getattr(program, "constants", {})}
+    on_meta = any(getattr(t, "is_meta", False) for t in state.values())
+    return ImportedModel(
+        captured.module,
+        source,
+        weights=None if on_meta else state,
+        on_meta=on_meta,
+        entry_points=captured.entry_points,
+    )
+
+
+def _load_pt2(path: Path):
+    import torch
+
+    try:
+        return torch.export.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any unreadable .pt2 is one error line
+        raise CompileError(
+            f"{path}: cannot load the exported program ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+        ) from None
+
+
+def _existing(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise CompileError(f"{path}: no such file")
+    return path
 
 
 def parse_mlir(text: str, source_name: str) -> ir.Module:
@@ -38,3 +157,18 @@ def parse_mlir(text: str, source_name: str) -> ir.Module:
         if not errors:
             raise CompileError(f"{source_name}: invalid MLIR") from None
         raise CompileError(f"{errors[0].location or source_name}: {errors[0].message}") from None
+
+
+def capture(model: Any, args: Any = None, kwargs: Any = None, **options: Any) -> ir.Module:
+    """The model as imported MLIR at the mla/moe level, before any pass (``str()`` of it is
+    MLIR text; `module_text` prints it with source locations). Takes what `mlacc.compile` takes."""
+    from .dialects import make_context
+
+    with make_context():
+        return import_model(
+            model,
+            args,
+            kwargs,
+            cache_len=options.get("cache_len"),
+            progress=options.get("progress"),
+        ).module

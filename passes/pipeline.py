@@ -28,6 +28,7 @@ from typing import Any
 
 from ..dialects._mlir import ir, passmanager
 from ..dialects.parsing import Diagnostic, first_line, python_failure
+from ..fileio import write_atomic
 from .registry import OptionError, PassInfo, get_pass, mlir_pass_callback, split_top_level
 
 TOOL = "mlacc-opt"
@@ -357,25 +358,3 @@ def directory_ir_sink(directory: Path, **asm_options: Any) -> IRSink:
         write_atomic(directory / f"{index:02d}-{step.file_stem}.mlir", text)
 
     return sink
-
-
-def write_atomic(path: Path | str, text: str) -> None:
-    """Writes `text` to `path` through a temporary file in the same directory and a rename.
-
-    A path that exists and is not a regular file (``/dev/null``, a pipe) is written directly:
-    renaming over it would replace the device with a file.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        with open(path, "w") as f:
-            f.write(text)
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

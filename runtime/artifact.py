@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..fileio import atomic_output
 from .errors import ArtifactError
 from .validate import check_manifest, check_weights
 
@@ -62,20 +62,13 @@ class Artifact:
         """Writes the artifact to `path` atomically; returns the path."""
         path = Path(path)
         blob = _weights_blob(self.weights)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
-                zf.writestr(MODULE, self.mlir)
-                if blob is not None:
-                    zf.writestr(WEIGHTS, blob)
-                for name, data in sorted(self.payload.items()):
-                    zf.writestr(PAYLOAD_PREFIX + name, data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
+            zf.writestr(MODULE, self.mlir)
+            if blob is not None:
+                zf.writestr(WEIGHTS, blob)
+            for name, data in sorted(self.payload.items()):
+                zf.writestr(PAYLOAD_PREFIX + name, data)
         return path
 
     def load(self) -> Executable:

@@ -59,6 +59,20 @@ class Executable:
             return lambda *args, **kwargs: self.run(name, *args, **kwargs)
         raise AttributeError(name)
 
+    def generate(
+        self,
+        ids: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> torch.Tensor:
+        """Prefill + decode with the runtime-held latent KV cache; greedy unless `temperature`."""
+        from .generate import Sampling, generate
+
+        return generate(self, ids, max_new_tokens, Sampling(temperature, top_k, seed))
+
     def run(self, entry: str, *args: Any, **kwargs: Any) -> Any:
         """Runs entry point `entry`; outputs have the structure the model returned."""
         if entry not in self.entry_points:
@@ -90,7 +104,14 @@ def _flatten_inputs(entry: str, signature: dict[str, Any], args: tuple, kwargs: 
             f"inputs to '{entry}' have a different structure than the compiled "
             f"model's: expected {expected}, got {spec}"
         )
-    return leaves
+    constants = {c["index"]: c["value"] for c in signature.get("constants", [])}
+    for index, value in constants.items():
+        if leaves[index] != value or type(leaves[index]) is not type(value):
+            raise InputError(
+                f"argument {index} of '{entry}' was {value!r} when the model was compiled and "
+                f"the graph is specialized to it; got {leaves[index]!r}"
+            )
+    return [leaf for i, leaf in enumerate(leaves) if i not in constants]
 
 
 def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> None:
@@ -113,8 +134,39 @@ def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> N
             raise InputError(f"input {i} ('{name}') of '{entry}' is {got}, expected {want}")
 
 
+# Packages whose output classes are pytree nodes registered on import (Hugging Face's
+# ModelOutput subclasses). A spec naming a type from one of them imports its module first;
+# nothing else named in an artifact is ever imported.
+PYTREE_PACKAGES = ("transformers.",)
+
+
 def _treespec(text: str, entry: str) -> pytree.TreeSpec:
     try:
         return pytree.treespec_loads(text)
     except Exception as err:  # noqa: BLE001 - any decoding failure means a damaged artifact
+        if _import_node_types(text):
+            return _treespec(text, entry)
         raise ArtifactError(f"entry point '{entry}' has a malformed pytree spec ({err})") from None
+
+
+def _import_node_types(text: str) -> bool:
+    """Imports the allow-listed modules that define the spec's node types; True if any was new."""
+    import importlib
+    import json
+    import re
+    import sys
+
+    try:
+        names = re.findall(r'"type": "([A-Za-z0-9_.]+)"', json.dumps(json.loads(text)))
+    except (json.JSONDecodeError, TypeError):
+        return False
+    imported = False
+    for name in names:
+        module = name.rpartition(".")[0]
+        if module.startswith(PYTREE_PACKAGES) and module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+            imported = True
+    return imported

@@ -70,6 +70,19 @@ def check_manifest(manifest: dict[str, Any]) -> None:
         for i, spec in enumerate(sig["outputs"]):
             if spec is not None:
                 check_tensor_spec(spec, f"{where} output {i}")
+        constants = sig.get("constants", [])
+        _expect(
+            isinstance(constants, list)
+            and all(
+                isinstance(c, dict)
+                and isinstance(c.get("index"), int)
+                and "value" in c
+                and (c["value"] is None or isinstance(c["value"], (bool, int, float, str)))
+                for c in constants
+            ),
+            where,
+            "has malformed constants",
+        )
         for key in ("in_spec", "out_spec"):
             _expect(sig.get(key) is None or isinstance(sig[key], str), where, f"has a bad {key}")
     default = manifest.get("default_entry")

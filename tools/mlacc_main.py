@@ -61,8 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlacc", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(metavar="COMMAND")
 
-    c = sub.add_parser("compile", help="compile a model (.mlir) into a .mlacc artifact")
-    c.add_argument("input", help=".mlir file")
+    c = sub.add_parser("compile", help="compile a model into a .mlacc artifact")
+    c.add_argument(
+        "input", help="a built-in model (deepseek-v3-tiny, ...), a .pt2 or an .mlir file"
+    )
     c.add_argument("-o", "--output", required=True, help="artifact to write (.mlacc)")
     c.add_argument("--target", default="sim", help="target name (see `mlacc backends`)")
     c.add_argument("--pipeline", default="default", help="'default', 'none' or a pass pipeline")
@@ -76,7 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--timing-only", action="store_true", help="compile without weight data")
     c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
     c.add_argument("--device", help="device description for the target (TOML)")
+    c.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
     c.set_defaults(handler=_cmd_compile)
+
+    cap = sub.add_parser("capture", help="capture a model to graph-level MLIR (for mlacc-opt)")
+    cap.add_argument("input", help="a built-in model (deepseek-v3-tiny, ...) or a .pt2 file")
+    cap.add_argument("-o", "--output", required=True, help=".mlir file to write")
+    cap.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
+    cap.set_defaults(handler=_cmd_capture)
 
     r = sub.add_parser("run", help="run a compiled artifact")
     r.add_argument("artifact")
@@ -98,9 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list installed targets (and why one fails to load)")
     b.set_defaults(handler=_cmd_backends)
 
-    d = sub.add_parser("demo", help="compile and run the embedded tiny DeepSeek-V3 layer")
+    d = sub.add_parser("demo", help="compile a tiny DeepSeek-V3 and generate a few tokens")
     d.add_argument("--target", default="reference", help="target to run on")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--tokens", type=int, default=8, help="tokens to generate")
     d.set_defaults(handler=_cmd_demo)
     return p
 
@@ -121,6 +131,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         weights=weights,
         timing_only=args.timing_only,
         print_ir_after_all=args.print_ir_after_all,
+        progress=_progress,
         **options,
     )
     art.save(args.output)
@@ -130,6 +141,31 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         f"compiled {args.input} for '{args.target}' in {elapsed:.2f} s -> {args.output} "
         f"({len(art.manifest['entry_points'])} entry point(s), {w['count']} weights, "
         f"{w['bytes'] / 2**20:.1f} MiB)"
+    )
+    return 0
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from mlacc.dialects import make_context
+    from mlacc.dialects.parsing import module_text
+    from mlacc.fileio import write_atomic
+    from mlacc.model_input import import_model
+
+    start = time.perf_counter()
+    with make_context():
+        imported = import_model(
+            args.input, None, None, cache_len=args.cache_len, progress=_progress
+        )
+        text = module_text(imported.module)
+    write_atomic(Path(args.output), text)
+    print(
+        f"captured {args.input} in {time.perf_counter() - start:.1f} s -> {args.output} "
+        f"({len(text) / 2**20:.1f} MiB of MLIR, entry points: "
+        f"{', '.join(imported.entry_points) or 'from the input'})"
     )
     return 0
 
@@ -231,38 +267,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     import mlacc
-    from mlacc.backends.testing.samples import TinyLayerConfig, build_tiny_layer
-    from mlacc.dialects import make_context
-    from mlacc.runtime.synthetic import synthetic_weights
+    from mlacc.model_input import builtin_model
 
-    cfg = TinyLayerConfig()
-    with make_context():
-        module = build_tiny_layer(cfg)
-        text = str(module)
-    probe = mlacc.compile(text, target="reference", pipeline="none", timing_only=True)
-    weights = synthetic_weights(probe.manifest["weights"]["tensors"], seed=args.seed)
+    name = "deepseek-v3-tiny"
+    model = builtin_model(name, seed=args.seed)
+    prompt = torch.randint(
+        0, model.config.vocab_size, (1, 8), generator=torch.Generator().manual_seed(args.seed)
+    )
     start = time.perf_counter()
-    art = mlacc.compile(text, target=args.target, weights=weights)
+    art = mlacc.compile(model, (prompt,), target=args.target, cache_len=32)
     compile_s = time.perf_counter() - start
     exe = art.load()
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(cfg.batch, cfg.seq, cfg.dim, generator=gen)
-    positions = torch.arange(cfg.seq).expand(cfg.batch, cfg.seq).clone()
     start = time.perf_counter()
-    y = exe(x, positions)
+    out = exe.generate(prompt, args.tokens)
     run_s = time.perf_counter() - start
-    n_weights = art.manifest["weights"]["count"]
-    print("mlacc demo: one tiny DeepSeek-V3 layer (MLA with YaRN RoPE + DeepSeekMoE)")
-    print(f"  target      {art.target} (pipeline: {art.manifest['pipeline'] or 'none'})")
-    print(f"  weights     {n_weights} tensors, {art.manifest['weights']['bytes'] / 1024:.0f} KiB")
-    print(f"  compile     {compile_s * 1e3:.0f} ms")
-    print(f"  run         {run_s * 1e3:.1f} ms for {cfg.batch}x{cfg.seq} tokens")
-    print(f"  output      {list(y.shape)}, mean {y.mean():.4f}, std {y.std():.4f}")
-    c, dr, h = cfg.kv_lora_rank, cfg.qk_rope_head_dim, cfg.n_heads
-    mha = 2 * h * (cfg.qk_nope_head_dim + dr)
+    cache = art.manifest["kv_cache"]
+    cfg = model.config
+    mha = 2 * cfg.n_heads * (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim)
     print(
-        f"  latent KV cache per token per layer: {c + dr} values vs {mha} for MHA "
-        f"({mha / (c + dr):.1f}x smaller)"
+        f"mlacc demo: {name} ({cfg.n_layers} layers: MLA with YaRN RoPE, DeepSeekMoE with "
+        f"{cfg.n_routed_experts} experts), random weights"
+    )
+    print(
+        f"  target      {art.target} (pipeline: {art.manifest['pipeline'] or 'none'}, "
+        f"entry points: {', '.join(art.manifest['entry_points'])})"
+    )
+    print(
+        f"  weights     {art.manifest['weights']['count']} tensors, "
+        f"{art.manifest['weights']['bytes'] / 2**20:.1f} MiB"
+    )
+    print(f"  compile     {compile_s:.2f} s (capture with torch.export, import, passes, lowering)")
+    print(f"  prompt      {prompt[0].tolist()}")
+    print(
+        f"  generated   {out[0, prompt.shape[1] :].tolist()}  "
+        f"({args.tokens} tokens in {run_s:.2f} s, greedy)"
+    )
+    print(
+        f"  latent KV cache per token per layer: {cache['entry']} values vs {mha} for MHA "
+        f"with the same heads ({mha / cache['entry']:.1f}x smaller)"
     )
     return 0
 

@@ -207,7 +207,7 @@ def _read_input(path: str) -> str | None:
 
 
 def _write_output(path: str, text: str, ok: bool) -> int:
-    from ..passes.pipeline import write_atomic
+    from ..fileio import write_atomic
 
     if path == "-":
         sys.stdout.write(text)

@@ -98,14 +98,14 @@ def build_tiny_layer(cfg: TinyLayerConfig = TinyLayerConfig()) -> ir.Module:
                 topk_group=cfg.topk_group,
                 route_scale=cfg.route_scale,
             )
-            inter = cfg.moe_inter_dim
+            inter, n = cfg.moe_inter_dim, cfg.n_experts
             routed = experts(
                 tokens,
                 gate_w,
                 idx,
-                [w(f"ffn.experts.{e}.w1.weight", inter, d) for e in range(cfg.n_experts)],
-                [w(f"ffn.experts.{e}.w3.weight", inter, d) for e in range(cfg.n_experts)],
-                [w(f"ffn.experts.{e}.w2.weight", d, inter) for e in range(cfg.n_experts)],
+                w("ffn.experts.w1", n, inter, d),
+                w("ffn.experts.w3", n, inter, d),
+                w("ffn.experts.w2", n, d, inter),
             )
             shared = mlp(
                 tokens,

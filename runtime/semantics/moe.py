@@ -91,13 +91,13 @@ def experts(
     x: torch.Tensor,
     weights: torch.Tensor,
     indices: torch.Tensor,
-    w_gate: list[torch.Tensor],
-    w_up: list[torch.Tensor],
-    w_down: list[torch.Tensor],
-    *,
-    num_experts: int,
+    w_gate: torch.Tensor,
+    w_up: torch.Tensor,
+    w_down: torch.Tensor,
 ) -> torch.Tensor:
-    """`moe.experts`: ``out[n] = Σ_k weights[n,k] · FFN_{indices[n,k]}(x[n])``, x's dtype."""
+    """`moe.experts`: ``out[n] = Σ_k weights[n,k] · FFN_{indices[n,k]}(x[n])``, x's dtype;
+    expert weights stacked ``[E, I, D]``, ``[E, I, D]``, ``[E, D, I]``."""
+    num_experts = w_gate.shape[0]
     _check_expert_ids(indices, num_experts, "moe.experts")
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     for e in range(num_experts):

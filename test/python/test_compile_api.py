@@ -97,8 +97,3 @@ def test_failing_lowering_writes_reproducer(
         f"note: reproduce with: mlacc compile {repro} --target exploding "
         "--pipeline none -o repro.mlacc"
     )
-
-
-def test_pytorch_models_are_not_accepted_yet() -> None:
-    with pytest.raises(CompileError, match="cannot compile a Linear"):
-        mlacc.compile(torch.nn.Linear(2, 2), (torch.randn(1, 2),), target="reference")

@@ -122,38 +122,45 @@ func.func @router$wrong_indices_type(%x: tensor<4x64xf32>, %gate: tensor<8x64xf3
 
 // -----
 
-func.func @experts$operand_count(%x: tensor<4x64xf32>, %weights: tensor<4x2xf32>, %indices: tensor<4x2xi64>,
-                                 %gate0: tensor<32x64xf32>, %gate1: tensor<32x64xf32>,
-                                 %up0: tensor<32x64xf32>, %down0: tensor<64x32xf32>, %down1: tensor<64x32xf32>) -> tensor<4x64xf32> {
-  // expected-error @+1 {{1 'w_up' operands for num_experts = 2}}
-  %y = "moe.experts"(%x, %weights, %indices, %gate0, %gate1, %up0, %down0, %down1) {
-      num_experts = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 2, 1, 2>}
-    : (tensor<4x64xf32>, tensor<4x2xf32>, tensor<4x2xi64>, tensor<32x64xf32>, tensor<32x64xf32>,
-       tensor<32x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<4x64xf32>
+func.func @experts$rank2_weights(%x: tensor<4x64xf32>, %weights: tensor<4x2xf32>, %indices: tensor<4x2xi64>,
+                                  %gate: tensor<32x64xf32>, %up: tensor<2x32x64xf32>, %down: tensor<2x64x32xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{w_gate must have rank 3, got rank 2 ([32,64]xfloat32)}}
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (tensor<4x64xf32>, tensor<4x2xf32>, tensor<4x2xi64>, tensor<32x64xf32>, tensor<2x32x64xf32>,
+       tensor<2x64x32xf32>) -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @experts$expert_count(%x: tensor<4x64xf32>, %weights: tensor<4x2xf32>, %indices: tensor<4x2xi64>,
+                                %gate: tensor<2x32x64xf32>, %up: tensor<3x32x64xf32>, %down: tensor<2x64x32xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{w_up experts is 3, expected 2}}
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (tensor<4x64xf32>, tensor<4x2xf32>, tensor<4x2xi64>, tensor<2x32x64xf32>, tensor<3x32x64xf32>,
+       tensor<2x64x32xf32>) -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }
 
 // -----
 
 func.func @experts$down_shape(%x: tensor<4x64xf32>, %weights: tensor<4x1xf32>, %indices: tensor<4x1xi64>,
-                              %gate: tensor<32x64xf32>, %up: tensor<32x64xf32>, %down: tensor<32x64xf32>) -> tensor<4x64xf32> {
-  // expected-error @+1 {{w_down[0] rows is 32, expected 64}}
-  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down) {
-      num_experts = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>}
-    : (tensor<4x64xf32>, tensor<4x1xf32>, tensor<4x1xi64>, tensor<32x64xf32>, tensor<32x64xf32>,
-       tensor<32x64xf32>) -> tensor<4x64xf32>
+                              %gate: tensor<1x32x64xf32>, %up: tensor<1x32x64xf32>, %down: tensor<1x32x64xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{w_down rows (model dim) is 32, expected 64}}
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (tensor<4x64xf32>, tensor<4x1xf32>, tensor<4x1xi64>, tensor<1x32x64xf32>, tensor<1x32x64xf32>,
+       tensor<1x32x64xf32>) -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }
 
 // -----
 
 func.func @experts$routing_rows(%x: tensor<4x64xf32>, %weights: tensor<3x1xf32>, %indices: tensor<3x1xi64>,
-                                %gate: tensor<32x64xf32>, %up: tensor<32x64xf32>, %down: tensor<64x32xf32>) -> tensor<4x64xf32> {
+                                %gate: tensor<1x32x64xf32>, %up: tensor<1x32x64xf32>, %down: tensor<1x64x32xf32>) -> tensor<4x64xf32> {
   // expected-error @+1 {{weights rows (tokens) is 3, expected 4}}
-  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down) {
-      num_experts = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>}
-    : (tensor<4x64xf32>, tensor<3x1xf32>, tensor<3x1xi64>, tensor<32x64xf32>, tensor<32x64xf32>,
-       tensor<64x32xf32>) -> tensor<4x64xf32>
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (tensor<4x64xf32>, tensor<3x1xf32>, tensor<3x1xi64>, tensor<1x32x64xf32>, tensor<1x32x64xf32>,
+       tensor<1x64x32xf32>) -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }
 

@@ -52,34 +52,33 @@ func.func @router$dynamic_tokens(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>)
   return %weights, %indices : tensor<?x2xf32>, tensor<?x2xi64>
 }
 
-// Per-expert form (what capture produces): one weight operand per expert and projection.
+// Per-expert form (what capture produces): stacked expert weights, one FFN per expert.
 // CHECK-LABEL: func.func @experts$two_experts
-// CHECK-SAME: (%[[X:[^:]+]]: tensor<4x64xf32>, %[[WEIGHTS:[^:]+]]: tensor<4x2xf32>, %[[INDICES:[^:]+]]: tensor<4x2xi64>, %[[GATE0:[^:]+]]: tensor<32x64xf32>, %[[GATE1:[^:]+]]: tensor<32x64xf32>, %[[UP0:[^:]+]]: tensor<32x64xf32>, %[[UP1:[^:]+]]: tensor<32x64xf32>, %[[DOWN0:[^:]+]]: tensor<64x32xf32>, %[[DOWN1:[^:]+]]: tensor<64x32xf32>)
-// CHECK: %[[Y:.*]] = "moe.experts"(%[[X]], %[[WEIGHTS]], %[[INDICES]], %[[GATE0]], %[[GATE1]], %[[UP0]], %[[UP1]], %[[DOWN0]], %[[DOWN1]])
-// CHECK-SAME: {num_experts = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 2, 2, 2>}
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<4x64xf32>, %[[WEIGHTS:[^:]+]]: tensor<4x2xf32>, %[[INDICES:[^:]+]]: tensor<4x2xi64>, %[[GATE:[^:]+]]: tensor<2x32x64xf32>, %[[UP:[^:]+]]: tensor<2x32x64xf32>, %[[DOWN:[^:]+]]: tensor<2x64x32xf32>)
+// CHECK: %[[Y:.*]] = "moe.experts"(%[[X]], %[[WEIGHTS]], %[[INDICES]], %[[GATE]], %[[UP]], %[[DOWN]])
+// CHECK-SAME: -> tensor<4x64xf32>
 // CHECK: return %[[Y]]
 func.func @experts$two_experts(%x: tensor<4x64xf32>, %weights: tensor<4x2xf32>, %indices: tensor<4x2xi64>,
-                               %gate0: tensor<32x64xf32>, %gate1: tensor<32x64xf32>,
-                               %up0: tensor<32x64xf32>, %up1: tensor<32x64xf32>,
-                               %down0: tensor<64x32xf32>, %down1: tensor<64x32xf32>) -> tensor<4x64xf32> {
-  %y = "moe.experts"(%x, %weights, %indices, %gate0, %gate1, %up0, %up1, %down0, %down1) {
-      num_experts = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 2, 2, 2>}
-    : (tensor<4x64xf32>, tensor<4x2xf32>, tensor<4x2xi64>, tensor<32x64xf32>, tensor<32x64xf32>,
-       tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<4x64xf32>
+                               %gate: tensor<2x32x64xf32>, %up: tensor<2x32x64xf32>,
+                               %down: tensor<2x64x32xf32>) -> tensor<4x64xf32> {
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (tensor<4x64xf32>, tensor<4x2xf32>, tensor<4x2xi64>, tensor<2x32x64xf32>, tensor<2x32x64xf32>,
+       tensor<2x64x32xf32>) -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }
 
-// CHECK-LABEL: func.func @experts$single_expert_top1
+// CHECK-LABEL: func.func @experts$vtensor_top1
 // CHECK: "moe.experts"
-// CHECK-SAME: {num_experts = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>}
-func.func @experts$single_expert_top1(%x: tensor<4x64xf32>, %weights: tensor<4x1xf32>, %indices: tensor<4x1xi64>,
-                                      %gate: tensor<32x64xf32>, %up: tensor<32x64xf32>,
-                                      %down: tensor<64x32xf32>) -> tensor<4x64xf32> {
-  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down) {
-      num_experts = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>}
-    : (tensor<4x64xf32>, tensor<4x1xf32>, tensor<4x1xi64>, tensor<32x64xf32>, tensor<32x64xf32>,
-       tensor<64x32xf32>) -> tensor<4x64xf32>
-  return %y : tensor<4x64xf32>
+// CHECK-SAME: -> !torch.vtensor<[4,64],bf16>
+func.func @experts$vtensor_top1(%x: !torch.vtensor<[4,64],bf16>, %weights: !torch.vtensor<[4,1],f32>,
+                                %indices: !torch.vtensor<[4,1],si64>, %gate: !torch.vtensor<[8,32,64],bf16>,
+                                %up: !torch.vtensor<[8,32,64],bf16>, %down: !torch.vtensor<[8,64,32],bf16>)
+    -> !torch.vtensor<[4,64],bf16> {
+  %y = "moe.experts"(%x, %weights, %indices, %gate, %up, %down)
+    : (!torch.vtensor<[4,64],bf16>, !torch.vtensor<[4,1],f32>, !torch.vtensor<[4,1],si64>,
+       !torch.vtensor<[8,32,64],bf16>, !torch.vtensor<[8,32,64],bf16>, !torch.vtensor<[8,64,32],bf16>)
+    -> !torch.vtensor<[4,64],bf16>
+  return %y : !torch.vtensor<[4,64],bf16>
 }
 
 // CHECK-LABEL: func.func @dispatch$block4

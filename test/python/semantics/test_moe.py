@@ -183,15 +183,7 @@ def test_experts_match_hf_routed_experts(rel_err) -> None:
         _, weights, indices = gate(x)
         expected = hf(x, indices, weights)
     gate_up, down = hf.gate_up_proj.detach(), hf.down_proj.detach()
-    out = experts(
-        x,
-        weights,
-        indices,
-        [gate_up[e, :INTER] for e in range(E)],
-        [gate_up[e, INTER:] for e in range(E)],
-        [down[e] for e in range(E)],
-        num_experts=E,
-    )
+    out = experts(x, weights, indices, gate_up[:, :INTER], gate_up[:, INTER:], down)
     assert rel_err(out, expected) < 1e-6
 
 
@@ -200,7 +192,7 @@ def test_experts_is_weighted_sum_of_mlps() -> None:
     x = torch.randn(5, D)
     indices = torch.tensor([[0, 3], [3, 1], [7, 0], [2, 2], [5, 6]])
     weights = torch.rand(5, 2)
-    out = experts(x, weights, indices, w_gate, w_up, w_down, num_experts=E)
+    out = experts(x, weights, indices, *_stacked(w_gate, w_up, w_down))
     for n in range(5):
         expected = sum(
             weights[n, k] * mlp(x[n], w_gate[e], w_up[e], w_down[e])
@@ -241,7 +233,7 @@ def test_grouped_path_equals_experts(rel_err, block_size: int, idle_experts: boo
         indices = torch.stack([torch.randperm(E)[:2] for _ in range(N)])
     weights = torch.rand(N, 2)
 
-    expected = experts(x, weights, indices, w_gate, w_up, w_down, num_experts=E)
+    expected = experts(x, weights, indices, *_stacked(w_gate, w_up, w_down))
 
     x_sorted, row_of, offsets = dispatch(x, indices, num_experts=E, block_size=block_size)
     _check_dispatch_layout(x, indices, block_size, x_sorted, row_of, offsets)
@@ -294,7 +286,7 @@ def test_bf16_dtypes() -> None:
         norm_topk_prob=True,
     )
     assert weights.dtype == torch.float32
-    out = experts(x, weights, indices, w_gate, w_up, w_down, num_experts=E)
+    out = experts(x, weights, indices, *_stacked(w_gate, w_up, w_down))
     assert out.dtype == torch.bfloat16
     x_sorted, row_of, offsets = dispatch(x, indices, num_experts=E, block_size=4)
     assert x_sorted.dtype == torch.bfloat16
@@ -310,3 +302,8 @@ def test_bf16_dtypes() -> None:
     grouped = combine(y, row_of, weights)
     assert grouped.dtype == torch.bfloat16
     torch.testing.assert_close(grouped.float(), out.float(), rtol=3e-2, atol=3e-2)
+
+
+def _stacked(*lists: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Per-expert weight lists stacked into ``[E, ...]`` tensors, as `moe.experts` takes them."""
+    return tuple(torch.stack(ws) for ws in lists)

@@ -114,3 +114,30 @@ def test_backends_lists_targets_and_broken_plugins(tmp_path: Path) -> None:
     lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
     assert "ok" in lines["reference"] and "ok" in lines["example-cpu"]
     assert "BROKEN" in lines["broken"] and "No module named 'no_such_module'" in lines["broken"]
+
+
+def test_capture_then_mlacc_opt(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.mlir"
+    proc = run_tool("mlacc", "capture", "deepseek-v3-tiny", "-o", str(out), "--cache-len", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert "entry points: forward, prefill, decode" in proc.stdout
+    opt = run_tool("mlacc-opt", str(out), "--canonicalize", "--cse")
+    assert opt.returncode == 0, opt.stderr
+    assert opt.stdout.count('"mla.attention"') == 9 and "torch.operator" not in opt.stdout
+
+
+def test_compile_builtin_model_and_run(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.mlacc"
+    proc = run_tool("mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--target", "reference")
+    assert proc.returncode == 0, proc.stderr
+    assert "forward: exported" in proc.stderr  # progress lines
+    proc = run_tool("mlacc", "run", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "out0: float32[1, 16, 512]" in proc.stdout
+
+
+def test_full_size_model_needs_timing_only(tmp_path: Path) -> None:
+    out = tmp_path / "v3.mlacc"
+    proc = run_tool("mlacc", "compile", "deepseek-v3", "-o", str(out), "--target", "reference")
+    assert_one_error_line(proc, "mlacc", "meta device", "timing_only=True")
+    assert not out.exists()

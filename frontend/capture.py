@@ -1,0 +1,306 @@
+"""Model → graph-level MLIR: adapt, torch.export, torch-mlir FX import, raise to mla/moe.
+
+Weights never enter the IR: the importer's input hook turns every parameter and buffer into
+an ``mlacc.weight`` op named by the user's state-dict key, so a meta-device model (no data)
+captures exactly like a real one, and the IR of the 671B model stays a few MB.
+
+A causal LM gets three entry points: ``forward`` (the user's call, the user's output),
+``prefill`` and ``decode`` (tokens, positions and one latent KV cache per layer in; logits and
+the updated caches out; value semantics, the runtime owns the buffers).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import _pytree as pytree
+
+from ..dialects._mlir import ir
+from ..dialects.core import weight
+from .adapters import CausalLM, adapt
+from .capture_modules import CaptureModule, assign_weight_keys, default_positions, held_tensors
+from .errors import CaptureError
+from .raising import opaque_ops, raise_custom_ops
+
+Progress = Callable[[str], None]
+
+# KV cache length when none is asked for: models advertise up to 160k positions, and example
+# caches of that length would not fit in memory for a real config.
+DEFAULT_CACHE_LEN = 4096
+
+
+@dataclass
+class EntryPoint:
+    """How an entry point is called: input names and pytree specs of inputs and outputs."""
+
+    input_names: list[str]
+    in_spec: str | None = None
+    out_spec: str | None = None
+    # Non-tensor leaves of the example call (ints, floats, bools, None, strings), by their
+    # position among the flattened (args, kwargs): export specialized the graph to them.
+    constants: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Captured:
+    """The imported module (in the caller's context) and what the runtime needs to call it."""
+
+    module: ir.Module
+    entry_points: dict[str, EntryPoint] = field(default_factory=dict)
+    family: str = ""
+    cache: dict[str, Any] | None = None  # {"layers", "batch", "max_seq_len", "entry", "dtype"}
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> the tensor read
+
+
+class _Forward(nn.Module):
+    def __init__(self, model: CausalLM) -> None:
+        super().__init__()
+        self.lm = model.lm
+        self._model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        tokens, positions = self._model.bind(args, kwargs)
+        logits, _ = self.lm.logits(tokens, positions, None)
+        return self._model.format(logits)
+
+
+class _Cached(nn.Module):
+    def __init__(self, model: CausalLM) -> None:
+        super().__init__()
+        self.lm = model.lm
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *caches: torch.Tensor):
+        logits, new_caches = self.lm.logits(tokens, positions, list(caches))
+        return (logits, *new_caches)
+
+
+def capture(
+    model: nn.Module,
+    args: tuple,
+    kwargs: dict | None = None,
+    *,
+    context: ir.Context,
+    cache_len: int | None = None,
+    entry_points: tuple[str, ...] = ("forward", "prefill", "decode"),
+    progress: Progress | None = None,
+) -> Captured:
+    """Captures `model` called as ``model(*args, **kwargs)`` into a module in `context`.
+
+    Args:
+        cache_len: tokens the latent KV cache holds (default: the model's max_seq_len, at
+            most DEFAULT_CACHE_LEN).
+        entry_points: which of forward/prefill/decode to build.
+        progress: called with a line per stage (export, import, raise) and its time.
+    """
+    kwargs = dict(kwargs or {})
+    say = progress or (lambda _line: None)
+    start = time.perf_counter()
+    adapted = adapt(model)
+    names = _weight_names(model)
+    assign_weight_keys(adapted.lm, names)
+    say(
+        f"adapted {type(model).__name__} as {adapted.family} "
+        f"({len(adapted.lm.blocks)} layers) in {time.perf_counter() - start:.1f}s"
+    )
+    tokens, positions = adapted.bind(tuple(args), kwargs)
+    programs: list[tuple[str, nn.Module, tuple, dict]] = []
+    if "forward" in entry_points:
+        programs.append(("forward", _Forward(adapted), tuple(args), kwargs))
+    cache = None
+    if {"prefill", "decode"} & set(entry_points):
+        batch = tokens.shape[0]
+        length = cache_len or min(adapted.max_seq_len, DEFAULT_CACHE_LEN)
+        dtype = adapted.lm.dtype
+        cache = {
+            "layers": len(adapted.lm.blocks),
+            "batch": batch,
+            "max_seq_len": length,
+            "entry": adapted.lm.cache_entry,
+            "dtype": str(dtype).removeprefix("torch."),
+        }
+        caches = tuple(
+            torch.zeros(batch, length, cache["entry"], dtype=dtype, device=tokens.device)
+            for _ in adapted.lm.blocks
+        )
+        cached = _Cached(adapted)
+        if "prefill" in entry_points:
+            programs.append(("prefill", cached, (tokens, positions, *caches), {}))
+        if "decode" in entry_points:
+            step = tokens[:, :1]
+            programs.append(("decode", cached, (step, default_positions(step), *caches), {}))
+    captured = Captured(
+        module=None,
+        family=adapted.family,
+        cache=cache,  # type: ignore[arg-type]
+        weights=held_tensors(adapted.lm),
+    )
+    from torch_mlir.extras.fx_importer import FxImporter
+
+    importer = FxImporter(context=context, hooks=_WeightHooks(names))
+    for name, wrapper, call_args, call_kwargs in programs:
+        t0 = time.perf_counter()
+        try:
+            ep = torch.export.export(wrapper, call_args, call_kwargs, strict=False)
+        except Exception as err:
+            raise CaptureError(f"torch.export of '{name}' failed: {_first_line(err)}") from err
+        _relocate(ep, wrapper)
+        t1 = time.perf_counter()
+        importer.import_program(ep, func_name=name)
+        say(f"{name}: exported in {t1 - t0:.1f}s, imported in {time.perf_counter() - t1:.1f}s")
+        captured.entry_points[name] = EntryPoint(
+            input_names=_input_names(name, ep, len(adapted.lm.blocks)),
+            in_spec=_spec(ep.call_spec.in_spec) if name == "forward" else None,
+            out_spec=_spec(ep.call_spec.out_spec) if name == "forward" else None,
+            constants=_constants(call_args, call_kwargs) if name == "forward" else [],
+        )
+    module = importer.module
+    with context:
+        t0 = time.perf_counter()
+        raised = raise_custom_ops(module)
+        say(f"raised {raised} ops to mla/moe in {time.perf_counter() - t0:.1f}s")
+        left = opaque_ops(module)
+        if left:
+            op_name, where = left[0]
+            raise CaptureError(
+                f"{where or '<unknown>'}: op '{op_name}' stays an opaque "
+                "torch.operator after capture; no target can run it"
+            )
+    captured.module = _as_module(module, context)
+    return captured
+
+
+class _WeightHooks:
+    """FX importer hooks: parameters and buffers become `mlacc.weight` ops."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names
+
+    def prepare_module(self, module_op: Any) -> None:
+        pass
+
+    def resolve_literal(self, gni: Any, literal: Any, info: Any) -> None:
+        return None
+
+    def resolve_input(self, gni: Any, value: Any, info: Any) -> ir.Value:
+        key = self.names.get(id(value), info.input_spec.target)
+        return weight(key, gni._cc.tensor_to_vtensor_type(value))
+
+    def store_produced_value(self, *args: Any) -> None:
+        raise CaptureError("the model mutates a parameter or buffer; capture needs a pure forward")
+
+
+def _weight_names(model: nn.Module) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for name, tensor in [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]:
+        names.setdefault(id(tensor), name)
+    return names
+
+
+_FRAME = 'File "{file}", line {line}, in forward\n'
+
+
+def _relocate(ep: torch.export.ExportedProgram, root: nn.Module) -> None:
+    """Points every node at the user's source line of the module it came from."""
+    default = getattr(root, "lm", root)
+    for node in ep.graph.nodes:
+        source = ""
+        for fqn, _ in reversed(list((node.meta.get("nn_module_stack") or {}).values())):
+            try:
+                sub = root.get_submodule(fqn)
+            except AttributeError:
+                continue
+            if isinstance(sub, CaptureModule) and sub.source:
+                source = sub.source
+                break
+        source = source or getattr(default, "source", "")
+        if source:
+            file, _, line = source.rpartition(":")
+            node.meta["stack_trace"] = _FRAME.format(file=file, line=line)
+
+
+def _input_names(entry: str, ep: torch.export.ExportedProgram, layers: int) -> list[str]:
+    if entry == "forward":
+        return [
+            s.arg.name
+            for s in ep.graph_signature.input_specs
+            if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
+        ]
+    return ["tokens", "positions", *[f"cache.{i}" for i in range(layers)]]
+
+
+def _spec(spec: pytree.TreeSpec | None) -> str | None:
+    if spec is None:
+        return None
+    try:
+        return pytree.treespec_dumps(spec)
+    except Exception:  # noqa: BLE001 - unserializable node types: outputs come back flat
+        return None
+
+
+def _constants(args: tuple, kwargs: dict) -> list[dict[str, Any]]:
+    leaves = pytree.tree_leaves((args, kwargs))
+    out = []
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, torch.Tensor):
+            continue
+        if not (leaf is None or isinstance(leaf, (bool, int, float, str))):
+            raise CaptureError(
+                f"argument {i} of the model call is a {type(leaf).__name__}; "
+                "capture takes tensors and plain constants"
+            )
+        out.append({"index": i, "value": leaf})
+    return out
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return re.sub(r"\s+", " ", text.splitlines()[0]) if text else type(err).__name__
+
+
+def _as_module(module: Any, context: ir.Context) -> ir.Module:
+    from ..dialects.parsing import _as_module as as_module
+
+    with context:
+        return as_module(module.operation)
+
+
+def import_exported_program(
+    program: torch.export.ExportedProgram, *, context: ir.Context, progress: Progress | None = None
+) -> Captured:
+    """Imports a user's ExportedProgram as the `forward` entry point, as traced: its mlacc
+    custom ops become dialect ops, everything else stays torch-dialect ops."""
+    from torch_mlir.extras.fx_importer import FxImporter
+
+    say = progress or (lambda _line: None)
+    t0 = time.perf_counter()
+    importer = FxImporter(context=context, hooks=_WeightHooks({}))
+    try:
+        importer.import_program(program, func_name="forward")
+    except Exception as err:
+        raise CaptureError(f"cannot import the exported program: {_first_line(err)}") from err
+    say(f"forward: imported in {time.perf_counter() - t0:.1f}s")
+    with context:
+        raise_custom_ops(program_module := importer.module)
+        left = opaque_ops(program_module)
+    if left:
+        op_name, where = left[0]
+        raise CaptureError(
+            f"{where or '<unknown>'}: op '{op_name}' stays an opaque "
+            "torch.operator after import; no target can run it"
+        )
+    names = [
+        s.arg.name
+        for s in program.graph_signature.input_specs
+        if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
+    ]
+    entry = EntryPoint(names, _spec(program.call_spec.in_spec), _spec(program.call_spec.out_spec))
+    return Captured(module=_as_module(program_module, context), entry_points={"forward": entry})

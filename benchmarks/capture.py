@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 
-def _tiny_hf_v3() -> tuple[torch.nn.Module, tuple]:
+def _tiny_hf_v3() -> tuple[torch.nn.Module, tuple, dict]:
     from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 
     config = DeepseekV3Config(
@@ -54,7 +54,7 @@ def _tiny_hf_v3() -> tuple[torch.nn.Module, tuple]:
         },
     )
     model = DeepseekV3ForCausalLM(config).eval()
-    return model, (torch.randint(0, 512, (1, 16)),)
+    return model, (torch.randint(0, 512, (1, 16)),), {"use_cache": False}
 
 
 def _time(fn: Any, repeat: int) -> float:
@@ -74,12 +74,14 @@ def main() -> None:
     from mlacc.model_input import builtin_model
 
     rows = []
-    hf, hf_args = _tiny_hf_v3()
+    hf, hf_args, hf_kwargs = _tiny_hf_v3()
     rows.append(
         {
             "model": "HF DeepseekV3 tiny (3 layers)",
-            "mlacc_capture_s": _time(lambda: mlacc.capture(hf, hf_args), args.repeat),
-            "torch_export_s": _time(lambda: torch.export.export(hf, hf_args), args.repeat),
+            "mlacc_capture_s": _time(lambda: mlacc.capture(hf, hf_args, hf_kwargs), args.repeat),
+            "torch_export_s": _time(
+                lambda: torch.export.export(hf, hf_args, hf_kwargs), args.repeat
+            ),
             "bar_s": 10.0,
         }
     )

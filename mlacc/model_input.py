@@ -95,6 +95,34 @@ def default_args(model: Any) -> tuple:
     return (torch.zeros(1, 16, dtype=torch.int64, device=device),)
 
 
+def check_runnable(module: ir.Module) -> None:
+    """Raises CaptureError naming the first op (and its source line) that no installed target
+    can run, so it is reported at capture, not several passes later."""
+    from .backends.registry import targets_supporting
+    from .backends.support import STRUCTURAL_OPS
+    from .dialects.locations import format_location
+    from .frontend.errors import CaptureError
+
+    verdicts: dict[str, bool] = {}
+    bad: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name not in STRUCTURAL_OPS:
+            if op.name not in verdicts:
+                verdicts[op.name] = bool(targets_supporting(op.name))
+            if not verdicts[op.name]:
+                bad.append(op)
+                return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if bad:
+        where = format_location(bad[0].location) or "<unknown location>"
+        raise CaptureError(
+            f"{where}: op '{bad[0].name}' was captured but no installed target can run it"
+        )
+
+
 def _import_module(model, args, kwargs, source, cache_len, progress) -> ImportedModel:
     from .frontend.capture import capture
 
@@ -102,6 +130,7 @@ def _import_module(model, args, kwargs, source, cache_len, progress) -> Imported
     captured = capture(
         model, args, kwargs, context=ir.Context.current, cache_len=cache_len, progress=progress
     )
+    check_runnable(captured.module)
     on_meta = any(t.is_meta for t in captured.weights.values())
     return ImportedModel(
         captured.module,
@@ -118,6 +147,7 @@ def _import_program(program, source: str, progress) -> ImportedModel:
     from .frontend.capture import import_exported_program
 
     captured = import_exported_program(program, context=ir.Context.current, progress=progress)
+    check_runnable(captured.module)
     state = {**program.state_dict, **getattr(program, "constants", {})}
     on_meta = any(getattr(t, "is_meta", False) for t in state.values())
     return ImportedModel(

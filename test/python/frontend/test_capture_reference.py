@@ -148,3 +148,20 @@ def test_model_with_a_missing_projection_names_the_module() -> None:
 def test_unknown_input_is_one_error() -> None:
     with pytest.raises(CompileError, match=r"not a file .* or a built-in model"):
         mlacc.compile("deepseek-v9", target="reference")
+
+
+def test_opaque_op_is_reported_at_capture(tmp_path: Path) -> None:
+    torch.library.define("mlacc_test::opaque", "(Tensor x) -> Tensor")
+    torch.library.register_fake("mlacc_test::opaque")(lambda x: torch.empty_like(x))
+
+    class Opaque(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.mlacc_test.opaque(x) + 1
+
+    path = tmp_path / "opaque.pt2"
+    torch.export.save(torch.export.export(Opaque(), (torch.randn(2, 2),)), path)
+    with pytest.raises(
+        CaptureError,
+        match=r"test_capture_reference\.py:\d+:0: op 'torch\.mlacc_test\.opaque' stays an opaque",
+    ):
+        mlacc.capture(str(path))

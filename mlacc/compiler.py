@@ -12,7 +12,7 @@ import torch
 
 from .version import __version__
 
-DEFAULT_PIPELINE = "canonicalize,cse"
+DEFAULT_PIPELINE = "mla-absorb-weights,canonicalize,cse"
 PIPELINES = {"default": DEFAULT_PIPELINE, "none": ""}
 
 

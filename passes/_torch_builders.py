@@ -1,0 +1,94 @@
+"""Builders for the few torch-dialect ops passes emit, with result types computed here.
+
+Each takes and returns `ir.Value`s and builds at the current insertion point and location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..dialects._mlir import ir, torch_dialect
+from ..dialects.types import TensorInfo, tensor_info, vtensor_type
+
+
+def info(value: ir.Value) -> TensorInfo:
+    """Shape and dtype of a tensor value."""
+    result = tensor_info(value.type)
+    if result is None:
+        raise TypeError(f"expected a ranked tensor, got {value.type}")
+    return result
+
+
+def const_int(value: int) -> ir.Value:
+    return torch_dialect.ConstantIntOp(value).result
+
+
+def int_list(values: Sequence[int]) -> ir.Value:
+    items = [const_int(v) for v in values]
+    return torch_dialect.PrimListConstructOp(ir.Type.parse("!torch.list<int>"), items).result
+
+
+def _none() -> ir.Value:
+    return torch_dialect.ConstantNoneOp().result
+
+
+def linear(x: ir.Value, weight: ir.Value) -> ir.Value:
+    """``x @ weight^T`` (``nn.Linear`` without bias)."""
+    xi, wi = info(x), info(weight)
+    out = vtensor_type((*xi.shape[:-1], wi.shape[0]), xi.dtype)
+    return torch_dialect.AtenLinearOp(out, x, weight, _none()).result
+
+
+def view(x: ir.Value, shape: Sequence[int]) -> ir.Value:
+    """``x.reshape(shape)`` (value semantics: a view where the layout allows, else a copy)."""
+    out = vtensor_type(tuple(shape), info(x).dtype)
+    return torch_dialect.AtenReshapeOp(out, x, int_list(shape)).result
+
+
+def narrow(x: ir.Value, dim: int, start: int, length: int) -> ir.Value:
+    """``x[..., start:start+length, ...]`` along `dim`."""
+    xi = info(x)
+    dim = dim % xi.rank
+    shape = list(xi.shape)
+    shape[dim] = length
+    out = vtensor_type(tuple(shape), xi.dtype)
+    return torch_dialect.AtenSliceTensorOp(
+        out, x, const_int(dim), const_int(start), const_int(start + length), const_int(1)
+    ).result
+
+
+def cat(values: Sequence[ir.Value], dim: int) -> ir.Value:
+    """``torch.cat(values, dim)``."""
+    infos = [info(v) for v in values]
+    dim = dim % infos[0].rank
+    shape = list(infos[0].shape)
+    shape[dim] = sum(i.shape[dim] for i in infos)
+    out = vtensor_type(tuple(shape), infos[0].dtype)
+    items = torch_dialect.PrimListConstructOp(
+        ir.Type.parse("!torch.list<vtensor>"), list(values)
+    ).result
+    return torch_dialect.AtenCatOp(out, items, const_int(dim)).result
+
+
+def positions(batch: int, length: int) -> ir.Value:
+    """``arange(length)`` expanded to ``[batch, length]`` (int64)."""
+    none = _none()
+    cpu = torch_dialect.ConstantDeviceOp("cpu").result
+    false = torch_dialect.ConstantBoolOp(False).result
+    ramp = torch_dialect.AtenArangeOp(
+        vtensor_type((length,), "int64"), const_int(length), none, none, cpu, false
+    ).result
+    return torch_dialect.AtenExpandOp(
+        vtensor_type((batch, length), "int64"), ramp, int_list([batch, length]), false
+    ).result
+
+
+def einsum(equation: str, operands: Sequence[ir.Value], shape: Sequence[int]) -> ir.Value:
+    """``torch.einsum(equation, *operands)`` with result `shape` (dtype of the first operand)."""
+    out = vtensor_type(tuple(shape), info(operands[0]).dtype)
+    items = torch_dialect.PrimListConstructOp(
+        ir.Type.parse("!torch.list<vtensor>"), list(operands)
+    ).result
+    return torch_dialect.AtenEinsumOp(
+        out, torch_dialect.ConstantStrOp(equation).result, items, _none()
+    ).result

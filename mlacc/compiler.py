@@ -12,7 +12,7 @@ import torch
 
 from .version import __version__
 
-DEFAULT_PIPELINE = "mla-absorb-weights,canonicalize,cse"
+DEFAULT_PIPELINE = "mla-absorb-weights,moe-group-experts,canonicalize,cse"
 PIPELINES = {"default": DEFAULT_PIPELINE, "none": ""}
 
 
@@ -53,6 +53,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     from .dialects import make_context
     from .dialects.parsing import module_text
     from .model_input import import_model
+    from .report import memory_report
     from .runtime.artifact import Artifact
     from .runtime.errors import CompileError
     from .weights import bind_weights, weight_specs
@@ -82,8 +83,10 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         request = CompileRequest(weights=bound, options=dict(options))
         payload = _lower(backend, module, request, repro)
         entry_points = _entry_points(module, imported.entry_points)
+        memory = memory_report(module)
         mlir_text = module_text(module)
     manifest = _manifest(source, backend, pipeline_text, entry_points, specs, timing_only, payload)
+    manifest["memory"] = memory.to_json()
     if imported.cache:
         manifest["kv_cache"] = imported.cache
     if imported.family:

@@ -78,9 +78,9 @@ def builtin_model(name: str, *, meta: bool | None = None, seed: int = 0):
     config = get_config(name)
     if meta is None:
         meta = not name.endswith("-tiny")
-    if meta:
+    if meta:  # full-size configs: bf16, like the released checkpoints (meta: no memory)
         with torch.device("meta"):
-            return DeepSeekModel(config).eval()
+            return DeepSeekModel(config).to(torch.bfloat16).eval()
     torch.manual_seed(seed)
     model = DeepSeekModel(config).eval()
     model.init_weights(seed)

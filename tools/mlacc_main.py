@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
     c.add_argument("--device", help="device description for the target (TOML)")
     c.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
+    c.add_argument(
+        "--report", action="store_true", help="print the KV-cache and weight memory report"
+    )
     c.set_defaults(handler=_cmd_compile)
 
     cap = sub.add_parser("capture", help="capture a model to graph-level MLIR (for mlacc-opt)")
@@ -142,6 +145,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         f"({len(art.manifest['entry_points'])} entry point(s), {w['count']} weights, "
         f"{w['bytes'] / 2**20:.1f} MiB)"
     )
+    if args.report:
+        from mlacc.report import MemoryReport
+
+        fields = {k: v for k, v in art.manifest["memory"].items() if k != "cache_bytes"}
+        for line in MemoryReport(**fields).lines():
+            print(f"  {line}")
     return 0
 
 

@@ -115,9 +115,17 @@ def test_full_size_v3_captures_on_meta_without_weight_data() -> None:
     assert len(text) < 8 << 20  # names and shapes, no tensor data
     assert "dense_resource" not in text and "torch.vtensor.literal" not in text
     assert text.count('"mla.attention"') == 3 * 61
-    assert "!torch.vtensor<[1,4096,576],f32>" in text  # the latent cache: 512 + 64 per token
+    assert "!torch.vtensor<[1,4096,576],bf16>" in text  # the latent cache: 512 + 64 per token
+    from mlacc.report import memory_report
+
+    report = memory_report(module)
+    assert (report.layers, report.cache_values_per_token) == (61, 576)
+    assert report.mha_values_per_token == 128 * (128 + 64) + 128 * 128
+    assert report.cache_bytes == 61 * 4096 * 576 * 2
+    assert 1.33e12 < report.weight_bytes["bfloat16"] < 1.36e12  # 671B parameters in bf16
+    tiny_on_meta = builtin_model("deepseek-v3-tiny", meta=True)
     with pytest.raises(CompileError, match=r"meta device.*timing_only=True"):
-        mlacc.compile(model, target="reference")
+        mlacc.compile(tiny_on_meta, target="reference")
 
 
 def test_pt2_input(tmp_path: Path) -> None:

@@ -1,0 +1,151 @@
+"""The KV-cache and weight memory report of a module, read off its IR.
+
+The latent cache per token per layer is the last dim of the caches the entry points update;
+the MHA comparison uses the attention ops' own head attributes (``H * (nope + rope)`` key
+values plus ``H * v`` value values per token per layer); weight bytes come from the
+``mlacc.weight`` types. Nothing is recomputed from a model config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .dialects._mlir import ir
+from .dialects.base import attr_to_python
+from .dialects.types import TensorInfo, tensor_info
+
+_BYTES = {
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float64": 8,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+}
+
+_HEAD_OPS = ("mla.attention", "mla.kv_expand", "mla.absorb_query", "mla.absorb_output")
+
+
+@dataclass
+class MemoryReport:
+    """Latent cache (per token per layer, and in total) vs MHA; weight bytes by dtype."""
+
+    layers: int = 0
+    batch: int = 0
+    cache_tokens: int = 0
+    cache_values_per_token: int = 0
+    mha_values_per_token: int = 0
+    cache_dtype: str = ""
+    weight_bytes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cache_bytes(self) -> int:
+        """The whole latent cache at the compiled batch and context length."""
+        per_value = _BYTES.get(self.cache_dtype, 4)
+        return (
+            self.layers * self.batch * self.cache_tokens * self.cache_values_per_token * per_value
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "cache_bytes": self.cache_bytes}
+
+    def lines(self) -> list[str]:
+        """A human-readable summary."""
+        out = []
+        if self.layers:
+            ratio = self.mha_values_per_token / max(1, self.cache_values_per_token)
+            out.append(
+                f"KV cache per token per layer: {self.cache_values_per_token} values (latent) vs "
+                f"{self.mha_values_per_token} for MHA with the same heads ({ratio:.1f}x smaller)"
+            )
+            out.append(
+                f"KV cache for batch {self.batch} x {self.cache_tokens} tokens x {self.layers} "
+                f"layers: {self.cache_bytes / 2**20:.1f} MiB ({self.cache_dtype})"
+            )
+        total = sum(self.weight_bytes.values())
+        parts = ", ".join(f"{d}: {b / 2**30:.3f} GiB" for d, b in sorted(self.weight_bytes.items()))
+        out.append(f"weights: {total / 2**30:.3f} GiB ({parts})")
+        return out
+
+
+def memory_report(module: ir.Module) -> MemoryReport:
+    """The report for `module` (any stage: captured, absorbed, quantized)."""
+    report = MemoryReport()
+    weights: dict[str, TensorInfo] = {}
+    caches_by_function: dict[str, list[TensorInfo]] = {}
+    heads: dict[str, int] = {}
+    function = [""]
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "func.func":
+            function[0] = ir.StringAttr(op.attributes["sym_name"]).value
+        elif op.name == "mlacc.weight":
+            info = tensor_info(op.results[0].type)
+            if info is not None:
+                weights.setdefault(ir.StringAttr(op.attributes["key"]).value, info)
+        elif op.name in _HEAD_OPS and not heads:
+            heads.update(
+                {
+                    n: attr_to_python(op.attributes[n])
+                    for n in ("num_heads", "qk_nope_head_dim", "v_head_dim")
+                }
+            )
+        cache = _cache_of(op)
+        if cache is not None:
+            caches_by_function.setdefault(function[0], []).append(cache)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    for info in weights.values():
+        report.weight_bytes[info.dtype] = report.weight_bytes.get(info.dtype, 0) + _nbytes(info)
+    if caches_by_function and heads:
+        caches = max(caches_by_function.values(), key=len)
+        report.layers = len(caches)
+        report.batch, report.cache_tokens, report.cache_values_per_token = caches[0].shape
+        report.cache_dtype = caches[0].dtype
+        rope = report.cache_values_per_token - _latent_rank(module, report.cache_values_per_token)
+        h = heads["num_heads"]
+        report.mha_values_per_token = (
+            h * (heads["qk_nope_head_dim"] + rope) + h * heads["v_head_dim"]
+        )
+    return report
+
+
+def _cache_of(op: ir.Operation) -> TensorInfo | None:
+    """The latent cache an op updates: `mla.cache_update`'s, or `mla.attention`'s kv_cache."""
+    if op.name == "mla.cache_update":
+        return tensor_info(op.operands[0].type)
+    if op.name == "mla.attention":
+        cache = op.opview.kv_cache
+        return None if cache is None else tensor_info(cache.type)
+    return None
+
+
+def _latent_rank(module: ir.Module, entry: int) -> int:
+    found = [entry]
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name in ("mla.attention", "mla.latent_attention"):
+            found[0] = attr_to_python(op.attributes["kv_lora_rank"])
+            return ir.WalkResult.INTERRUPT
+        if op.name == "mla.kv_expand":
+            found[0] = tensor_info(op.operands[0].type).shape[-1]
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found[0]
+
+
+def _nbytes(info: TensorInfo) -> int:
+    n = 1
+    for d in info.shape:
+        n *= d or 0
+    return n * _BYTES.get(info.dtype, 4)

@@ -10,24 +10,9 @@ from torch.utils import _pytree as pytree
 from .artifact import Artifact
 from .errors import ArtifactError, InputError
 from .executors import get_executor
+from .validate import TENSOR_DTYPES
 
-_DTYPES = {
-    name: getattr(torch, name)
-    for name in (
-        "float32",
-        "float16",
-        "bfloat16",
-        "float64",
-        "float8_e4m3fn",
-        "float8_e5m2",
-        "int64",
-        "int32",
-        "int16",
-        "int8",
-        "uint8",
-        "bool",
-    )
-}
+_DTYPES = {name: getattr(torch, name) for name in TENSOR_DTYPES}
 
 
 class Executable:

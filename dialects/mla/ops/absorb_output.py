@@ -1,9 +1,10 @@
 """`mla.absorb_output`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect_dim, expect_float, expect_matrix, expect_rank, positive
+from ...base import AnyTensor, build, expect_dim, expect_float, expect_rank
 from ...types import TensorInfo
 from ..dialect import MlaOp
+from ..heads import expect_head_dims, expect_wkv_b
 
 
 class AbsorbOutputOp(MlaOp, name="absorb_output"):
@@ -30,14 +31,12 @@ class AbsorbOutputOp(MlaOp, name="absorb_output"):
         qk_nope_head_dim: int,
         v_head_dim: int,
     ) -> list[TensorInfo]:
-        positive(num_heads, "num_heads")
-        positive(qk_nope_head_dim, "qk_nope_head_dim")
-        positive(v_head_dim, "v_head_dim")
+        expect_head_dims(num_heads, qk_nope_head_dim, v_head_dim)
         expect_float(ctx, "ctx")
         expect_rank(ctx, "ctx", 4)
         b, s, h, c = ctx.shape
         expect_dim(h, num_heads, "ctx heads")
-        expect_matrix(wkv_b, "wkv_b", num_heads * (qk_nope_head_dim + v_head_dim), c)
+        expect_wkv_b(wkv_b, c, num_heads, qk_nope_head_dim, v_head_dim)
         return [TensorInfo((b, s, num_heads, v_head_dim), ctx.dtype)]
 
 

@@ -1,9 +1,10 @@
 """`mla.absorb_query`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect_dim, expect_float, expect_matrix, expect_rank, positive
+from ...base import AnyTensor, build, expect_dim, expect_float, expect_rank
 from ...types import TensorInfo
 from ..dialect import MlaOp
+from ..heads import expect_head_dims, expect_wkv_b
 
 
 class AbsorbQueryOp(MlaOp, name="absorb_query"):
@@ -30,15 +31,13 @@ class AbsorbQueryOp(MlaOp, name="absorb_query"):
         qk_nope_head_dim: int,
         v_head_dim: int,
     ) -> list[TensorInfo]:
-        positive(num_heads, "num_heads")
-        positive(qk_nope_head_dim, "qk_nope_head_dim")
-        positive(v_head_dim, "v_head_dim")
+        expect_head_dims(num_heads, qk_nope_head_dim, v_head_dim)
         expect_float(q_nope, "q_nope")
         expect_rank(q_nope, "q_nope", 4)
         b, s, h, dn = q_nope.shape
         expect_dim(h, num_heads, "q_nope heads")
         expect_dim(dn, qk_nope_head_dim, "q_nope head dim")
-        expect_matrix(wkv_b, "wkv_b", num_heads * (qk_nope_head_dim + v_head_dim), None)
+        expect_wkv_b(wkv_b, None, num_heads, qk_nope_head_dim, v_head_dim)
         return [TensorInfo((b, s, num_heads, wkv_b.shape[1]), q_nope.dtype)]
 
 

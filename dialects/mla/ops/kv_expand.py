@@ -1,9 +1,10 @@
 """`mla.kv_expand`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect_float, expect_matrix, expect_rank, positive
+from ...base import AnyTensor, build, expect_float, expect_rank
 from ...types import TensorInfo
 from ..dialect import MlaOp
+from ..heads import expect_head_dims, expect_wkv_b
 
 
 class KvExpandOp(MlaOp, name="kv_expand"):
@@ -32,13 +33,11 @@ class KvExpandOp(MlaOp, name="kv_expand"):
         qk_nope_head_dim: int,
         v_head_dim: int,
     ) -> list[TensorInfo]:
-        positive(num_heads, "num_heads")
-        positive(qk_nope_head_dim, "qk_nope_head_dim")
-        positive(v_head_dim, "v_head_dim")
+        expect_head_dims(num_heads, qk_nope_head_dim, v_head_dim)
         expect_float(latent, "latent")
         expect_rank(latent, "latent", 3)
         b, t, c = latent.shape
-        expect_matrix(wkv_b, "wkv_b", num_heads * (qk_nope_head_dim + v_head_dim), c)
+        expect_wkv_b(wkv_b, c, num_heads, qk_nope_head_dim, v_head_dim)
         return [
             TensorInfo((b, t, num_heads, qk_nope_head_dim), latent.dtype),
             TensorInfo((b, t, num_heads, v_head_dim), latent.dtype),

@@ -134,7 +134,7 @@ def check(text: str, flags: list[str]) -> None:
         code = mlacc_opt.main([str(LAST), *flags])
     stderr = err.getvalue()
     assert code in (0, 1), f"exit code {code}\n{stderr}"
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback (most recent call last)" not in stderr, stderr
     assert "internal error" not in stderr, stderr
     if code == 1:
         lines = [line for line in stderr.splitlines() if line.strip()]

@@ -12,7 +12,7 @@ import torch
 
 from .version import __version__
 
-DEFAULT_PIPELINE = "mla-absorb-weights,moe-group-experts,canonicalize,cse"
+DEFAULT_PIPELINE = "mla-absorb-weights,mla-fuse-rope,moe-group-experts,canonicalize,cse"
 PIPELINES = {"default": DEFAULT_PIPELINE, "none": ""}
 
 
@@ -75,6 +75,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
                 "compile it with timing_only=True"
             )
         pipeline_text = _pipeline_text(pipeline, fp8)
+        unquantized = module_text(module) if fp8 and not timing_only else None
         _run_pipeline(module, pipeline_text, source, print_ir_after_all, repro)
         check_supported(backend, module)
         specs = weight_specs(module)
@@ -91,6 +92,14 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         manifest["kv_cache"] = imported.cache
     if imported.family:
         manifest["model_family"] = imported.family
+    if unquantized is not None:
+        from .fp8_report import fp8_accuracy
+
+        report = fp8_accuracy(
+            unquantized, bound, pipeline=_pipeline_text(pipeline, False), fp8_pipeline=pipeline_text
+        )
+        if report is not None:
+            manifest["fp8_report"] = report
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,

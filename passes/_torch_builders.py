@@ -92,3 +92,13 @@ def einsum(equation: str, operands: Sequence[ir.Value], shape: Sequence[int]) ->
     return torch_dialect.AtenEinsumOp(
         out, torch_dialect.ConstantStrOp(equation).result, items, _none()
     ).result
+
+
+def silu(x: ir.Value) -> ir.Value:
+    """``F.silu(x)``."""
+    return torch_dialect.AtenSiluOp(x.type, x).result
+
+
+def mul(a: ir.Value, b: ir.Value) -> ir.Value:
+    """``a * b`` (same shapes)."""
+    return torch_dialect.AtenMulTensorOp(a.type, a, b).result

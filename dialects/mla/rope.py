@@ -74,3 +74,47 @@ def check_rope(rope: Any, rotary_dim: int | None) -> None:
         raise VerificationError("rope needs theta > 0, factor >= 1 and original_seq_len > 0")
     if rotary_dim is not None and rotary_dim % 2:
         raise VerificationError(f"rotary dimension must be even, got {rotary_dim}")
+
+
+# --- fused rotary embedding (`--mla-fuse-rope`): consumers that take cos/sin tables ---
+
+# Values of the `rope_layout` attribute of ops that can rotate as they load or store: "none"
+# (no tables; the operand is used as it is) or the layout of the pairs the tables rotate.
+FUSED_ROPE_LAYOUTS = ("none", *ROPE_LAYOUTS)
+
+
+def check_rope_tables(cos: Any, sin: Any, rope_layout: str, rotary_dim: int | None) -> int | None:
+    """Verifies optional ``rope_cos``/``rope_sin`` operands against ``rope_layout``.
+
+    Both tables or neither; given iff ``rope_layout`` is not "none"; each fp32
+    ``[max_positions, rotary_dim / 2]`` with the same shape. Returns ``max_positions``
+    (None when absent or dynamic).
+    """
+    if rope_layout not in FUSED_ROPE_LAYOUTS:
+        raise VerificationError(
+            f"attribute 'rope_layout' must be one of {', '.join(FUSED_ROPE_LAYOUTS)}, "
+            f"got '{rope_layout}'"
+        )
+    if (cos is None) != (sin is None):
+        raise VerificationError("'rope_cos' and 'rope_sin' must be given together")
+    if cos is None:
+        if rope_layout != "none":
+            raise VerificationError(
+                f"rope_layout '{rope_layout}' needs the 'rope_cos' and 'rope_sin' tables"
+            )
+        return None
+    if rope_layout == "none":
+        raise VerificationError("'rope_cos'/'rope_sin' need rope_layout interleaved or rotate_half")
+    if rotary_dim is not None and rotary_dim % 2:
+        raise VerificationError(f"rotary dimension must be even, got {rotary_dim}")
+    half = None if rotary_dim is None else rotary_dim // 2
+    for name, t in (("rope_cos", cos), ("rope_sin", sin)):
+        if t.rank != 2 or t.dtype != "float32":
+            raise VerificationError(f"{name} must be a 2-D float32 table, got {t}")
+        if t.shape[1] is not None and half is not None and t.shape[1] != half:
+            raise VerificationError(
+                f"{name} has {t.shape[1]} columns, expected {half} (rotary dim / 2)"
+            )
+    if cos.shape != sin.shape:
+        raise VerificationError(f"rope_cos {cos} and rope_sin {sin} differ in shape")
+    return cos.shape[0]

@@ -124,3 +124,38 @@ def matmul(
         partial = xf[:, lo:hi] @ wf[:, lo:hi].T
         acc += partial * (xs[:, kb : kb + 1] * ws[None, :, kb])
     return acc.reshape(*lead, n).to(torch_dtype(out_dtype))
+
+
+@semantics("fp8.grouped_matmul")
+def grouped_matmul(
+    x_q: torch.Tensor,
+    x_scale: torch.Tensor,
+    w_q: torch.Tensor,
+    w_scale: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    *,
+    block_n: int,
+    block_k: int,
+    out_dtype: str,
+) -> torch.Tensor:
+    """`fp8.grouped_matmul`: `fp8.matmul` of each expert's rows with its weight; other rows 0.
+
+    Rows ``[offsets[e], offsets[e+1])`` use ``w_q[e]`` / ``w_scale[e]``; rows past
+    ``offsets[E]`` are zero.
+    """
+    dtype = torch_dtype(out_dtype)
+    out = torch.zeros(x_q.shape[0], w_q.shape[1], dtype=dtype, device=x_q.device)
+    bounds = [int(o) for o in expert_offsets]
+    for e in range(w_q.shape[0]):
+        lo, hi = bounds[e], bounds[e + 1]
+        if hi > lo:
+            out[lo:hi] = matmul(
+                x_q[lo:hi],
+                x_scale[lo:hi],
+                w_q[e],
+                w_scale[e],
+                block_n=block_n,
+                block_k=block_k,
+                out_dtype=out_dtype,
+            )
+    return out

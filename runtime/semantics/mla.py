@@ -64,6 +64,31 @@ def rotary_embedding(
     return _rope.rotate(x, positions, rope)
 
 
+@semantics("mla.rope_tables")
+def rope_tables(
+    *, rope: dict[str, Any], dim: int, max_positions: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mla.rope_tables`: fp32 ``cos``/``sin`` ``[max_positions, dim/2]`` (times cos_sin_scale)."""
+    return _rope.tables(rope, dim, max_positions)
+
+
+def _rotate_by_tables(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    layout: str,
+    what: str,
+) -> torch.Tensor:
+    """Rotates x ``[B,S,H,d]``/``[B,S,d]`` by the table rows ``positions`` ``[B,S]``."""
+    _check_slots(positions, cos.shape[0], f"{what} (rope tables)")
+    idx = positions.long()
+    c, s = cos.to(torch.float32)[idx], sin.to(torch.float32)[idx]
+    if x.dim() == 4:
+        c, s = c[:, :, None, :], s[:, :, None, :]
+    return _rope.apply_rotary(x, c, s, layout)
+
+
 @semantics("mla.kv_expand")
 def kv_expand(
     latent: torch.Tensor,
@@ -90,11 +115,20 @@ def decoupled_attention(
     v: torch.Tensor,
     q_positions: torch.Tensor,
     k_positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
     *,
     softmax_scale: float,
+    rope_layout: str,
 ) -> torch.Tensor:
-    """`mla.decoupled_attention`: causal-by-position attention with a head-shared rotary key."""
+    """`mla.decoupled_attention`: causal-by-position attention with a head-shared rotary key.
+
+    With tables, q_pe and k_pe are rotated by the rows of their positions first."""
     f32 = torch.float32
+    if rope_cos is not None:
+        what = "mla.decoupled_attention"
+        q_pe = _rotate_by_tables(q_pe, q_positions, rope_cos, rope_sin, rope_layout, what)
+        k_pe = _rotate_by_tables(k_pe, k_positions, rope_cos, rope_sin, rope_layout, what)
     scores = torch.einsum("bshd,bthd->bhst", q_nope.to(f32), k_nope.to(f32))
     scores = scores + torch.einsum("bshr,btr->bhst", q_pe.to(f32), k_pe.to(f32))
     scores = scores * softmax_scale
@@ -125,12 +159,21 @@ def latent_attention(
     q_pe: torch.Tensor,
     kv_cache: torch.Tensor,
     positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
     *,
     kv_lora_rank: int,
     softmax_scale: float,
+    rope_layout: str,
 ) -> torch.Tensor:
-    """`mla.latent_attention`: attention over the latent cache, slots ``j <= positions[b,i]``."""
+    """`mla.latent_attention`: attention over the latent cache, slots ``j <= positions[b,i]``.
+
+    With tables, q_pe is rotated by the rows ``positions`` first."""
     f32 = torch.float32
+    if rope_cos is not None:
+        q_pe = _rotate_by_tables(
+            q_pe, positions, rope_cos, rope_sin, rope_layout, "mla.latent_attention"
+        )
     cache = kv_cache.to(f32)
     c, k_pe = cache[..., :kv_lora_rank], cache[..., kv_lora_rank:]
     scores = torch.einsum("bshc,btc->bhst", q_latent.to(f32), c)
@@ -160,10 +203,25 @@ def absorb_output(
 
 @semantics("mla.cache_update")
 def cache_update(
-    cache: torch.Tensor, entries: torch.Tensor, positions: torch.Tensor
+    cache: torch.Tensor,
+    entries: torch.Tensor,
+    positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+    *,
+    rope_layout: str,
 ) -> torch.Tensor:
-    """`mla.cache_update`: a copy of cache with ``out[b, positions[b,i]] = entries[b,i]``."""
+    """`mla.cache_update`: a copy of cache with ``out[b, positions[b,i]] = entries[b,i]``.
+
+    With tables, the entries' last ``2 * rope_cos.shape[1]`` channels are rotated by the rows
+    ``positions`` first."""
     _check_slots(positions, cache.shape[1], "mla.cache_update")
+    if rope_cos is not None:
+        dr = 2 * rope_cos.shape[1]
+        pe = _rotate_by_tables(
+            entries[..., -dr:], positions, rope_cos, rope_sin, rope_layout, "mla.cache_update"
+        )
+        entries = torch.cat([entries[..., :-dr], pe], dim=-1)
     out = cache.clone()
     batch = torch.arange(cache.shape[0], device=cache.device)[:, None].expand_as(positions)
     out[batch, positions.long()] = entries.to(cache.dtype)
@@ -224,13 +282,23 @@ def attention(
     if kv_cache is None:
         latent, k_positions = c_kv, positions
     else:
-        new_cache = cache_update(kv_cache, torch.cat([c_kv, k_pe], dim=-1), positions)
+        new_cache = cache_update(
+            kv_cache, torch.cat([c_kv, k_pe], dim=-1), positions, rope_layout="none"
+        )
         latent, k_pe = new_cache[..., :c], new_cache[..., c:]
         slots = torch.arange(kv_cache.shape[1], device=x.device)
         k_positions = slots[None, :].expand(b, -1)
     k_nope, v = kv_expand(latent, wkv_b, **heads)
     o = decoupled_attention(
-        q_nope, q_pe, k_nope, k_pe, v, positions, k_positions, softmax_scale=softmax_scale
+        q_nope,
+        q_pe,
+        k_nope,
+        k_pe,
+        v,
+        positions,
+        k_positions,
+        softmax_scale=softmax_scale,
+        rope_layout="none",
     )
     out = _linear(o.reshape(b, s, h * v_head_dim).to(x.dtype), wo)
     return out, new_cache

@@ -18,7 +18,14 @@ from mlacc.runtime.synthetic import synthetic_inputs
 def test_default_pipeline_keeps_numerics() -> None:
     base = compile_sample("deepseek_v3_layer", "reference")
     art = mlacc.compile(sample_text("deepseek_v3_layer"), target="reference", weights=base.weights)
-    assert art.manifest["pipeline"] == "mla-absorb-weights,moe-group-experts,canonicalize,cse"
+    from mlacc.compiler import DEFAULT_PIPELINE
+
+    assert art.manifest["pipeline"] == DEFAULT_PIPELINE
+    assert DEFAULT_PIPELINE.split(",")[:3] == [
+        "mla-absorb-weights",
+        "mla-fuse-rope",
+        "moe-group-experts",
+    ]
     inputs = synthetic_inputs(art.manifest["entry_points"]["forward"]["inputs"])
     torch.testing.assert_close(art.load()(*inputs), base.load()(*inputs), rtol=1e-5, atol=1e-6)
 

@@ -8,6 +8,7 @@ from .decoupled_attention import DecoupledAttentionOp, decoupled_attention
 from .kv_expand import KvExpandOp, kv_expand
 from .latent_attention import LatentAttentionOp, latent_attention
 from .rms_norm import RmsNormOp, rms_norm
+from .rope_tables import RopeTablesOp, rope_tables
 from .rotary_embedding import RotaryEmbeddingOp, rotary_embedding
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "KvExpandOp",
     "LatentAttentionOp",
     "RmsNormOp",
+    "RopeTablesOp",
     "RotaryEmbeddingOp",
     "absorb_output",
     "absorb_query",
@@ -28,5 +30,6 @@ __all__ = [
     "kv_expand",
     "latent_attention",
     "rms_norm",
+    "rope_tables",
     "rotary_embedding",
 ]

@@ -1,9 +1,10 @@
 """`mla.cache_update`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect_dim, expect_dtype, expect_float, expect_rank
+from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_float, expect_rank
 from ...types import INT_DTYPES, TensorInfo
 from ..dialect import MlaOp
+from ..rope import check_rope_tables
 
 
 class CacheUpdateOp(MlaOp, name="cache_update"):
@@ -13,15 +14,32 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
     is ``cache`` with ``result[b, positions[b,i]] = entries[b,i]``. For MLA the entry is the
     latent ``[c_kv; k_pe]`` (``E = kv_lora_rank + qk_rope_head_dim``); the runtime updates its
     buffer in place.
+
+    Fused rotary embedding (`--mla-fuse-rope`): with ``rope_cos``/``rope_sin`` (fp32
+    ``[P, dr/2]`` tables from `mla.rope_tables`) and ``rope_layout`` ("interleaved" or
+    "rotate_half"), the last ``dr`` channels of each entry (``k_pe``, un-rotated) are rotated by
+    the tables' row ``positions[b,i]`` before the write; ``rope_layout = "none"`` (the default)
+    takes no tables and writes the entries as they are.
     """
 
     cache: ext.Operand[AnyTensor]
     entries: ext.Operand[AnyTensor]
     positions: ext.Operand[AnyTensor]
     out: ext.Result[AnyTensor]
+    rope_cos: ext.Operand[AnyTensor] | None = None
+    rope_sin: ext.Operand[AnyTensor] | None = None
+    rope_layout: ir.StringAttr = ext.attribute(default_factory=lambda: ir.StringAttr.get("none"))
 
     @staticmethod
-    def infer(*, cache: TensorInfo, entries: TensorInfo, positions: TensorInfo) -> list[TensorInfo]:
+    def infer(
+        *,
+        cache: TensorInfo,
+        entries: TensorInfo,
+        positions: TensorInfo,
+        rope_cos: TensorInfo | None = None,
+        rope_sin: TensorInfo | None = None,
+        rope_layout: str = "none",
+    ) -> list[TensorInfo]:
         expect_float(cache, "cache")
         expect_rank(cache, "cache", 3)
         expect_rank(entries, "entries", 3)
@@ -32,11 +50,35 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
         expect_dtype(positions, "positions", INT_DTYPES)
         expect_dim(positions.shape[0], cache.shape[0], "positions batch size")
         expect_dim(positions.shape[1], entries.shape[1], "positions length")
+        check_rope_tables(rope_cos, rope_sin, rope_layout, None)
+        if rope_cos is not None:
+            expect(
+                rope_cos.shape[1] is None
+                or entries.shape[2] is None
+                or 2 * rope_cos.shape[1] <= entries.shape[2],
+                f"rope tables rotate {rope_cos.shape[1]} pairs, more than the entry holds",
+            )
         return [cache]
 
 
 def cache_update(
-    cache: ir.Value, entries: ir.Value, positions: ir.Value, *, loc: ir.Location | None = None
+    cache: ir.Value,
+    entries: ir.Value,
+    positions: ir.Value,
+    *,
+    rope_cos: ir.Value | None = None,
+    rope_sin: ir.Value | None = None,
+    rope_layout: str = "none",
+    loc: ir.Location | None = None,
 ) -> ir.Value:
-    """Builds `mla.cache_update`."""
-    return build(CacheUpdateOp, cache=cache, entries=entries, positions=positions, loc=loc).result
+    """Builds `mla.cache_update` (with tables: rotating the entries' last dr channels)."""
+    return build(
+        CacheUpdateOp,
+        cache=cache,
+        entries=entries,
+        positions=positions,
+        rope_cos=rope_cos,
+        rope_sin=rope_sin,
+        rope_layout=rope_layout,
+        loc=loc,
+    ).result

@@ -4,6 +4,7 @@ from ..._mlir import ext, ir
 from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_float, expect_rank
 from ...types import INT_DTYPES, TensorInfo
 from ..dialect import MlaOp
+from ..rope import check_rope_tables
 
 
 class DecoupledAttentionOp(MlaOp, name="decoupled_attention"):
@@ -13,6 +14,12 @@ class DecoupledAttentionOp(MlaOp, name="decoupled_attention"):
     masked to keys with ``k_positions[b,j] <= q_positions[b,i]``, softmax over ``j`` in fp32,
     ``out[b,i,h] = Σ_j p · v[b,j,h]``. Shapes: q_nope ``[B,S,H,dn]``, q_pe ``[B,S,H,dr]``,
     k_nope ``[B,T,H,dn]``, k_pe ``[B,T,dr]``, v ``[B,T,H,dv]``, out ``[B,S,H,dv]``.
+
+    Fused rotary embedding (`--mla-fuse-rope`): with ``rope_cos``/``rope_sin`` (fp32
+    ``[P, dr/2]`` tables from `mla.rope_tables`) and ``rope_layout`` ("interleaved" or
+    "rotate_half"), ``q_pe`` and ``k_pe`` are both un-rotated and the op rotates them as it
+    loads them, by the tables' rows ``q_positions[b,i]`` and ``k_positions[b,j]``;
+    ``rope_layout = "none"`` (the default) takes no tables.
     """
 
     q_nope: ext.Operand[AnyTensor]
@@ -24,6 +31,9 @@ class DecoupledAttentionOp(MlaOp, name="decoupled_attention"):
     k_positions: ext.Operand[AnyTensor]
     softmax_scale: ir.FloatAttr
     out: ext.Result[AnyTensor]
+    rope_cos: ext.Operand[AnyTensor] | None = None
+    rope_sin: ext.Operand[AnyTensor] | None = None
+    rope_layout: ir.StringAttr = ext.attribute(default_factory=lambda: ir.StringAttr.get("none"))
 
     @staticmethod
     def infer(
@@ -36,6 +46,9 @@ class DecoupledAttentionOp(MlaOp, name="decoupled_attention"):
         q_positions: TensorInfo,
         k_positions: TensorInfo,
         softmax_scale: float,
+        rope_cos: TensorInfo | None = None,
+        rope_sin: TensorInfo | None = None,
+        rope_layout: str = "none",
     ) -> list[TensorInfo]:
         expect(
             softmax_scale > 0, f"attribute 'softmax_scale' must be positive, got {softmax_scale}"
@@ -72,6 +85,7 @@ class DecoupledAttentionOp(MlaOp, name="decoupled_attention"):
             expect_dtype(pos, name, INT_DTYPES)
             expect_dim(pos.shape[0], b, f"{name} batch size")
             expect_dim(pos.shape[1], length, f"{name} length")
+        check_rope_tables(rope_cos, rope_sin, rope_layout, dr)
         return [TensorInfo((b, s, h, v.shape[3]), q_nope.dtype)]
 
 
@@ -85,6 +99,9 @@ def decoupled_attention(
     k_positions: ir.Value,
     *,
     softmax_scale: float,
+    rope_cos: ir.Value | None = None,
+    rope_sin: ir.Value | None = None,
+    rope_layout: str = "none",
     loc: ir.Location | None = None,
 ) -> ir.Value:
     """Builds `mla.decoupled_attention`."""
@@ -98,5 +115,8 @@ def decoupled_attention(
         q_positions=q_positions,
         k_positions=k_positions,
         softmax_scale=softmax_scale,
+        rope_cos=rope_cos,
+        rope_sin=rope_sin,
+        rope_layout=rope_layout,
         loc=loc,
     ).result

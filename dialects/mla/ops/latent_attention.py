@@ -13,6 +13,7 @@ from ...base import (
 )
 from ...types import INT_DTYPES, TensorInfo
 from ..dialect import MlaOp
+from ..rope import check_rope_tables
 
 
 class LatentAttentionOp(MlaOp, name="latent_attention"):
@@ -24,6 +25,11 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
     ``score[b,h,i,j] = (q_latent·c_j + q_pe·k_pe_j) * softmax_scale`` for cache slots
     ``j <= positions[b,i]``, softmax in fp32, ``ctx[b,i,h] = Σ_j p · c_j`` (``[B, S, H, C]``).
     The value up-projection follows in `mla.absorb_output`.
+
+    Fused rotary embedding (`--mla-fuse-rope`): with ``rope_cos``/``rope_sin`` (fp32
+    ``[P, dr/2]`` tables from `mla.rope_tables`) and ``rope_layout`` ("interleaved" or
+    "rotate_half"), ``q_pe`` is un-rotated and the op rotates it by the tables' row
+    ``positions[b,i]`` as it loads it; ``rope_layout = "none"`` (the default) takes no tables.
     """
 
     q_latent: ext.Operand[AnyTensor]
@@ -33,6 +39,9 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
     kv_lora_rank: ir.IntegerAttr
     softmax_scale: ir.FloatAttr
     ctx: ext.Result[AnyTensor]
+    rope_cos: ext.Operand[AnyTensor] | None = None
+    rope_sin: ext.Operand[AnyTensor] | None = None
+    rope_layout: ir.StringAttr = ext.attribute(default_factory=lambda: ir.StringAttr.get("none"))
 
     @staticmethod
     def infer(
@@ -43,6 +52,9 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
         positions: TensorInfo,
         kv_lora_rank: int,
         softmax_scale: float,
+        rope_cos: TensorInfo | None = None,
+        rope_sin: TensorInfo | None = None,
+        rope_layout: str = "none",
     ) -> list[TensorInfo]:
         positive(kv_lora_rank, "kv_lora_rank")
         expect(
@@ -70,6 +82,7 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
         expect_dtype(positions, "positions", INT_DTYPES)
         expect_dim(positions.shape[0], b, "positions batch size")
         expect_dim(positions.shape[1], s, "positions sequence length")
+        check_rope_tables(rope_cos, rope_sin, rope_layout, dr)
         return [q_latent]
 
 
@@ -81,6 +94,9 @@ def latent_attention(
     *,
     kv_lora_rank: int,
     softmax_scale: float,
+    rope_cos: ir.Value | None = None,
+    rope_sin: ir.Value | None = None,
+    rope_layout: str = "none",
     loc: ir.Location | None = None,
 ) -> ir.Value:
     """Builds `mla.latent_attention`."""
@@ -92,5 +108,8 @@ def latent_attention(
         positions=positions,
         kv_lora_rank=kv_lora_rank,
         softmax_scale=softmax_scale,
+        rope_cos=rope_cos,
+        rope_sin=rope_sin,
+        rope_layout=rope_layout,
         loc=loc,
     ).result

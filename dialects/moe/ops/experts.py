@@ -65,5 +65,13 @@ def experts(
     loc: ir.Location | None = None,
 ) -> ir.Value:
     """Builds `moe.experts` from stacked expert weights."""
-    return build(ExpertsOp, x=x, weights=weights, indices=indices, w_gate=w_gate, w_up=w_up,
-                 w_down=w_down, loc=loc).result
+    return build(
+        ExpertsOp,
+        x=x,
+        weights=weights,
+        indices=indices,
+        w_gate=w_gate,
+        w_up=w_up,
+        w_down=w_down,
+        loc=loc,
+    ).result

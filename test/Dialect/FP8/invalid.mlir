@@ -130,3 +130,36 @@ func.func @matmul$zero_block_k(%x_q: tensor<4x256xf8E4M3FN>, %x_scale: tensor<4x
     : (tensor<4x256xf8E4M3FN>, tensor<4x2xf32>, tensor<128x256xf8E4M3FN>, tensor<1x2xf32>) -> tensor<4x128xf32>
   return %y : tensor<4x128xf32>
 }
+
+// -----
+
+func.func @grouped_matmul$offsets_size(%x_q: tensor<40x256xf8E4M3FN>, %x_scale: tensor<40x2xf32>,
+                                       %w_q: tensor<3x192x256xf8E4M3FN>, %w_scale: tensor<3x2x2xf32>,
+                                       %offsets: tensor<3xi64>) -> tensor<40x192xf32> {
+  // expected-error @+1 {{expert_offsets size (num_experts + 1) is 3, expected 4}}
+  %y = "fp8.grouped_matmul"(%x_q, %x_scale, %w_q, %w_scale, %offsets) {block_n = 128 : i64, block_k = 128 : i64, out_dtype = "float32"}
+    : (tensor<40x256xf8E4M3FN>, tensor<40x2xf32>, tensor<3x192x256xf8E4M3FN>, tensor<3x2x2xf32>, tensor<3xi64>) -> tensor<40x192xf32>
+  return %y : tensor<40x192xf32>
+}
+
+// -----
+
+func.func @grouped_matmul$weight_scale_blocks(%x_q: tensor<40x256xf8E4M3FN>, %x_scale: tensor<40x2xf32>,
+                                              %w_q: tensor<3x192x256xf8E4M3FN>, %w_scale: tensor<3x1x2xf32>,
+                                              %offsets: tensor<4xi64>) -> tensor<40x192xf32> {
+  // expected-error @+1 {{w_scale dim 1 (N blocks) is 1, expected 2}}
+  %y = "fp8.grouped_matmul"(%x_q, %x_scale, %w_q, %w_scale, %offsets) {block_n = 128 : i64, block_k = 128 : i64, out_dtype = "float32"}
+    : (tensor<40x256xf8E4M3FN>, tensor<40x2xf32>, tensor<3x192x256xf8E4M3FN>, tensor<3x1x2xf32>, tensor<4xi64>) -> tensor<40x192xf32>
+  return %y : tensor<40x192xf32>
+}
+
+// -----
+
+func.func @grouped_matmul$float_offsets(%x_q: tensor<40x256xf8E4M3FN>, %x_scale: tensor<40x2xf32>,
+                                        %w_q: tensor<3x192x256xf8E4M3FN>, %w_scale: tensor<3x2x2xf32>,
+                                        %offsets: tensor<4xf32>) -> tensor<40x192xf32> {
+  // expected-error @+1 {{expert_offsets must have element type int32 or int64, got float32}}
+  %y = "fp8.grouped_matmul"(%x_q, %x_scale, %w_q, %w_scale, %offsets) {block_n = 128 : i64, block_k = 128 : i64, out_dtype = "float32"}
+    : (tensor<40x256xf8E4M3FN>, tensor<40x2xf32>, tensor<3x192x256xf8E4M3FN>, tensor<3x2x2xf32>, tensor<4xf32>) -> tensor<40x192xf32>
+  return %y : tensor<40x192xf32>
+}

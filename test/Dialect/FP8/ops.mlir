@@ -92,3 +92,17 @@ func.func @matmul$after_activation_quantize(%x: tensor<1x4x256xf32>, %w_q: tenso
     : (tensor<1x4x256xf8E4M3FN>, tensor<1x4x2xf32>, tensor<64x256xf8E4M3FN>, tensor<1x2xf32>) -> tensor<1x4x64xf32>
   return %y : tensor<1x4x64xf32>
 }
+
+// Grouped matmul over E = 3 stacked experts ([E, N, K] = [3, 192, 256]): weight scales
+// [E, ceil(N/128), ceil(K/128)], offsets [E + 1], rows P = 40.
+// CHECK-LABEL: func.func @grouped_matmul$experts
+// CHECK: %[[Y:.*]] = "fp8.grouped_matmul"({{[^)]*}})
+// CHECK-SAME: {block_k = 128 : i64, block_n = 128 : i64, out_dtype = "bfloat16"}
+// CHECK-SAME: -> tensor<40x192xbf16>
+func.func @grouped_matmul$experts(%x_q: tensor<40x256xf8E4M3FN>, %x_scale: tensor<40x2xf32>,
+                                  %w_q: tensor<3x192x256xf8E4M3FN>, %w_scale: tensor<3x2x2xf32>,
+                                  %offsets: tensor<4xi64>) -> tensor<40x192xbf16> {
+  %y = "fp8.grouped_matmul"(%x_q, %x_scale, %w_q, %w_scale, %offsets) {block_n = 128 : i64, block_k = 128 : i64, out_dtype = "bfloat16"}
+    : (tensor<40x256xf8E4M3FN>, tensor<40x2xf32>, tensor<3x192x256xf8E4M3FN>, tensor<3x2x2xf32>, tensor<4xi64>) -> tensor<40x192xbf16>
+  return %y : tensor<40x192xbf16>
+}

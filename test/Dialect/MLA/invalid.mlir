@@ -351,7 +351,7 @@ func.func @kv_expand$latent_rank(%latent: tensor<16x32xf32>, %wkv_b: tensor<128x
 func.func @latent_attention$q_latent_dim(%q_latent: tensor<1x1x4x16xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                          %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x16xf32> {
   // expected-error @+1 {{q_latent last dim (kv_lora_rank) is 16, expected 32}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x16xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x16xf32>
   return %ctx : tensor<1x1x4x16xf32>
 }
@@ -361,7 +361,7 @@ func.func @latent_attention$q_latent_dim(%q_latent: tensor<1x1x4x16xf32>, %q_pe:
 func.func @latent_attention$cache_entry(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                         %cache: tensor<1x16x32xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{kv_cache entry size (kv_lora_rank + qk_rope_head_dim) is 32, expected 40}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x32xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -371,7 +371,7 @@ func.func @latent_attention$cache_entry(%q_latent: tensor<1x1x4x32xf32>, %q_pe: 
 func.func @latent_attention$negative_scale(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                            %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{attribute 'softmax_scale' must be positive, got -0.25}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {kv_lora_rank = 32 : i64, softmax_scale = -0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = -0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -383,7 +383,7 @@ func.func @decoupled_attention$k_pe_dim(%q_nope: tensor<1x4x4x16xf32>, %q_pe: te
                                         %v: tensor<1x16x4x16xf32>, %q_pos: tensor<1x4xi64>,
                                         %k_pos: tensor<1x16xi64>) -> tensor<1x4x4x16xf32> {
   // expected-error @+1 {{k_pe rope dim is 4, expected 8}}
-  %o = "mla.decoupled_attention"(%q_nope, %q_pe, %k_nope, %k_pe, %v, %q_pos, %k_pos) {softmax_scale = 0.25 : f64}
+  %o = "mla.decoupled_attention"(%q_nope, %q_pe, %k_nope, %k_pe, %v, %q_pos, %k_pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0>, rope_layout = "none", softmax_scale = 0.25 : f64}
     : (tensor<1x4x4x16xf32>, tensor<1x4x4x8xf32>, tensor<1x16x4x16xf32>, tensor<1x16x4xf32>,
        tensor<1x16x4x16xf32>, tensor<1x4xi64>, tensor<1x16xi64>) -> tensor<1x4x4x16xf32>
   return %o : tensor<1x4x4x16xf32>
@@ -393,7 +393,7 @@ func.func @decoupled_attention$k_pe_dim(%q_nope: tensor<1x4x4x16xf32>, %q_pe: te
 
 func.func @cache_update$entries_dtype(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xbf16>, %pos: tensor<1x4xi64>) -> tensor<1x16x40xf32> {
   // expected-error @+1 {{entries must have element type float32, got bfloat16}}
-  %new = "mla.cache_update"(%cache, %entries, %pos) : (tensor<1x16x40xf32>, tensor<1x4x40xbf16>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xbf16>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -401,7 +401,7 @@ func.func @cache_update$entries_dtype(%cache: tensor<1x16x40xf32>, %entries: ten
 
 func.func @cache_update$positions_length(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x16x40xf32> {
   // expected-error @+1 {{positions length is 1, expected 4}}
-  %new = "mla.cache_update"(%cache, %entries, %pos) : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x1xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x1xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -443,4 +443,32 @@ func.func @attention$segment_sizes_do_not_add_up(%x: tensor<1x4x64xf32>, %pos: t
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
   return %out : tensor<1x4x64xf32>
+}
+
+// -----
+
+func.func @rope_tables$odd_dim() -> (tensor<16x3xf32>, tensor<16x3xf32>) {
+  // expected-error @+1 {{attribute 'dim' (rotary dimension) must be even, got 7}}
+  %cos, %sin = "mla.rope_tables"() {rope = {beta_fast = 3.200000e+01 : f64, beta_slow = 1.000000e+00 : f64, cos_sin_scale = 1.000000e+00 : f64, factor = 4.000000e+01 : f64, layout = "interleaved", original_seq_len = 4096 : i64, theta = 1.000000e+04 : f64, truncate = true}, dim = 7 : i64, max_positions = 16 : i64} : () -> (tensor<16x3xf32>, tensor<16x3xf32>)
+  return %cos, %sin : tensor<16x3xf32>, tensor<16x3xf32>
+}
+
+// -----
+
+func.func @latent_attention$tables_without_layout(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
+    %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>, %cos: tensor<16x4xf32>, %sin: tensor<16x4xf32>) -> tensor<1x1x4x32xf32> {
+  // expected-error @+1 {{'rope_cos'/'rope_sin' need rope_layout interleaved or rotate_half}}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+    : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x1x4x32xf32>
+  return %ctx : tensor<1x1x4x32xf32>
+}
+
+// -----
+
+func.func @latent_attention$table_width(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
+    %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>, %cos: tensor<16x3xf32>, %sin: tensor<16x3xf32>) -> tensor<1x1x4x32xf32> {
+  // expected-error @+1 {{rope_cos has 3 columns, expected 4 (rotary dim / 2)}}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+    : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x3xf32>, tensor<16x3xf32>) -> tensor<1x1x4x32xf32>
+  return %ctx : tensor<1x1x4x32xf32>
 }

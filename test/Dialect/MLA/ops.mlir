@@ -143,7 +143,7 @@ func.func @absorb_output$v3(%ctx: tensor<1x4x4x32xf32>, %wkv_b: tensor<128x32xf3
 // CHECK-SAME: -> tensor<1x16x40xf32>
 // CHECK: return %[[NEW]]
 func.func @cache_update$prefill(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xf32>, %pos: tensor<1x4xi64>) -> tensor<1x16x40xf32> {
-  %new = "mla.cache_update"(%cache, %entries, %pos) : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -151,21 +151,21 @@ func.func @cache_update$prefill(%cache: tensor<1x16x40xf32>, %entries: tensor<1x
 // CHECK: "mla.cache_update"
 // CHECK-SAME: (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
 func.func @cache_update$dynamic_cache_i32_positions(%cache: tensor<1x?x40xf32>, %entries: tensor<1x1x40xf32>, %pos: tensor<1x1xi32>) -> tensor<1x?x40xf32> {
-  %new = "mla.cache_update"(%cache, %entries, %pos) : (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
   return %new : tensor<1x?x40xf32>
 }
 
 // CHECK-LABEL: func.func @decoupled_attention$prefill
 // CHECK-SAME: (%[[Q_NOPE:[^:]+]]: tensor<1x4x4x16xf32>, %[[Q_PE:[^:]+]]: tensor<1x4x4x8xf32>, %[[K_NOPE:[^:]+]]: tensor<1x16x4x16xf32>, %[[K_PE:[^:]+]]: tensor<1x16x8xf32>, %[[V:[^:]+]]: tensor<1x16x4x16xf32>, %[[Q_POS:[^:]+]]: tensor<1x4xi64>, %[[K_POS:[^:]+]]: tensor<1x16xi64>)
 // CHECK: %[[O:.*]] = "mla.decoupled_attention"(%[[Q_NOPE]], %[[Q_PE]], %[[K_NOPE]], %[[K_PE]], %[[V]], %[[Q_POS]], %[[K_POS]])
-// CHECK-SAME: {softmax_scale = 2.500000e-01 : f64}
+// CHECK-SAME: {{.*}}softmax_scale = 2.500000e-01 : f64}
 // CHECK-SAME: -> tensor<1x4x4x16xf32>
 // CHECK: return %[[O]]
 func.func @decoupled_attention$prefill(%q_nope: tensor<1x4x4x16xf32>, %q_pe: tensor<1x4x4x8xf32>,
                                        %k_nope: tensor<1x16x4x16xf32>, %k_pe: tensor<1x16x8xf32>,
                                        %v: tensor<1x16x4x16xf32>, %q_pos: tensor<1x4xi64>,
                                        %k_pos: tensor<1x16xi64>) -> tensor<1x4x4x16xf32> {
-  %o = "mla.decoupled_attention"(%q_nope, %q_pe, %k_nope, %k_pe, %v, %q_pos, %k_pos) {softmax_scale = 0.25 : f64}
+  %o = "mla.decoupled_attention"(%q_nope, %q_pe, %k_nope, %k_pe, %v, %q_pos, %k_pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0>, rope_layout = "none", softmax_scale = 0.25 : f64}
     : (tensor<1x4x4x16xf32>, tensor<1x4x4x8xf32>, tensor<1x16x4x16xf32>, tensor<1x16x8xf32>,
        tensor<1x16x4x16xf32>, tensor<1x4xi64>, tensor<1x16xi64>) -> tensor<1x4x4x16xf32>
   return %o : tensor<1x4x4x16xf32>
@@ -194,12 +194,12 @@ func.func @kv_expand$value_dim_differs(%latent: tensor<1x16x32xf32>, %wkv_b: ten
 // CHECK-LABEL: func.func @latent_attention$decode
 // CHECK-SAME: (%[[Q_LATENT:[^:]+]]: tensor<1x1x4x32xf32>, %[[Q_PE:[^:]+]]: tensor<1x1x4x8xf32>, %[[CACHE:[^:]+]]: tensor<1x16x40xf32>, %[[POS:[^:]+]]: tensor<1x1xi64>)
 // CHECK: %[[CTX:.*]] = "mla.latent_attention"(%[[Q_LATENT]], %[[Q_PE]], %[[CACHE]], %[[POS]])
-// CHECK-SAME: {kv_lora_rank = 32 : i64, softmax_scale = 2.500000e-01 : f64}
+// CHECK-SAME: {kv_lora_rank = 32 : i64, {{.*}}softmax_scale = 2.500000e-01 : f64}
 // CHECK-SAME: -> tensor<1x1x4x32xf32>
 // CHECK: return %[[CTX]]
 func.func @latent_attention$decode(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                    %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -249,4 +249,24 @@ func.func @rotary_embedding$key_rotate_half_yarn(%k_pe: tensor<1x4x8xf32>, %pos:
               cos_sin_scale = 1.0 : f64, truncate = false}}
     : (tensor<1x4x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
   return %rot : tensor<1x4x8xf32>
+}
+
+// Fused RoPE (--mla-fuse-rope): tables computed once, rotation inside the cache write and the
+// attention's q_pe load.
+// CHECK-LABEL: func.func @rope_tables$fused_decode
+// CHECK: %[[TABLES:.*]]:2 = "mla.rope_tables"()
+// CHECK-SAME: dim = 8 : i64, max_positions = 16 : i64
+// CHECK-SAME: -> (tensor<16x4xf32>, tensor<16x4xf32>)
+// CHECK: %[[CACHE:.*]] = "mla.cache_update"(%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %[[TABLES]]#0, %[[TABLES]]#1)
+// CHECK-SAME: rope_layout = "interleaved"
+// CHECK: "mla.latent_attention"(%{{[^,]+}}, %{{[^,]+}}, %[[CACHE]], %{{[^,]+}}, %[[TABLES]]#0, %[[TABLES]]#1)
+// CHECK-SAME: rope_layout = "interleaved"
+func.func @rope_tables$fused_decode(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
+    %cache: tensor<1x16x40xf32>, %entries: tensor<1x1x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
+  %cos, %sin = "mla.rope_tables"() {rope = {beta_fast = 3.200000e+01 : f64, beta_slow = 1.000000e+00 : f64, cos_sin_scale = 1.000000e+00 : f64, factor = 4.000000e+01 : f64, layout = "interleaved", original_seq_len = 4096 : i64, theta = 1.000000e+04 : f64, truncate = true}, dim = 8 : i64, max_positions = 16 : i64} : () -> (tensor<16x4xf32>, tensor<16x4xf32>)
+  %new = "mla.cache_update"(%cache, %entries, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>, rope_layout = "interleaved"}
+    : (tensor<1x16x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x16x40xf32>
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %new, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+    : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x1x4x32xf32>
+  return %ctx : tensor<1x1x4x32xf32>
 }

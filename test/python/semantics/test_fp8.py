@@ -144,3 +144,32 @@ def test_matmul_scales_each_k_block_separately() -> None:
     exact_small = x[:, 128:] @ w[:, 128:].T
     cosine = F.cosine_similarity(small_only.flatten(), exact_small.flatten(), dim=0)
     assert cosine > 0.99
+
+
+def test_grouped_matmul_is_per_segment_matmul_and_close_to_fp32() -> None:
+    """`fp8.grouped_matmul` == `fp8.matmul` per expert segment; rows past offsets[E] zero;
+    close to the fp32 grouped matmul."""
+    grouped = get("fp8.grouped_matmul")
+    gen = torch.Generator().manual_seed(0)
+    experts, n, k, rows = 3, 200, 300, 40
+    x = torch.randn(rows, k, generator=gen)
+    w = torch.randn(experts, n, k, generator=gen) / k**0.5
+    offsets = torch.tensor([0, 7, 7, 31])  # expert 1 empty, rows 31.. padding
+    x_q, x_s = quantize(x, block_shape=[128], pow2_scale=False)
+    w_q, w_s = quantize(w, block_shape=[128, 128], pow2_scale=False)
+    assert tuple(w_s.shape) == (experts, 2, 3)
+    y = grouped(x_q, x_s, w_q, w_s, offsets, block_n=128, block_k=128, out_dtype="float32")
+    assert y.shape == (rows, n) and y.dtype == torch.float32
+    want = torch.zeros(rows, n)
+    for e in range(experts):
+        lo, hi = int(offsets[e]), int(offsets[e + 1])
+        seg = matmul(
+            x_q[lo:hi], x_s[lo:hi], w_q[e], w_s[e], block_n=128, block_k=128, out_dtype="float32"
+        )
+        torch.testing.assert_close(y[lo:hi], seg, rtol=0, atol=0)
+        want[lo:hi] = x[lo:hi] @ w[e].T
+    assert torch.all(y[31:] == 0)
+    cos = F.cosine_similarity(y[:31].flatten(), want[:31].flatten(), dim=0)
+    assert cos > 0.998, float(cos)
+    bf16 = grouped(x_q, x_s, w_q, w_s, offsets, block_n=128, block_k=128, out_dtype="bfloat16")
+    assert bf16.dtype == torch.bfloat16

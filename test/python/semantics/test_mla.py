@@ -63,7 +63,7 @@ def test_cache_update_writes_rows_at_positions() -> None:
     cache = torch.randn(2, 10, 6)
     entries = torch.randn(2, 3, 6)
     positions = torch.tensor([[0, 4, 9], [7, 2, 3]])
-    out = cache_update(cache, entries, positions)
+    out = cache_update(cache, entries, positions, rope_layout="none")
     expected = cache.clone()
     for b in range(2):
         for i in range(3):
@@ -71,7 +71,7 @@ def test_cache_update_writes_rows_at_positions() -> None:
     assert torch.equal(out, expected)
     assert not torch.equal(out, cache)  # value semantics: the input is untouched
     with pytest.raises(ValueError, match="positions"):
-        cache_update(cache, entries, positions + 1)
+        cache_update(cache, entries, positions + 1, rope_layout="none")
 
 
 def test_kv_expand_splits_wkv_b_per_head() -> None:
@@ -97,13 +97,23 @@ def test_absorbed_equals_unabsorbed(rel_err, cache_slots: int) -> None:
 
     k_nope, v = kv_expand(latent, wkv_b, **HEADS)
     expected = decoupled_attention(
-        q_nope, q_pe, k_nope, k_pe, v, q_positions, k_positions, softmax_scale=0.3
+        q_nope,
+        q_pe,
+        k_nope,
+        k_pe,
+        v,
+        q_positions,
+        k_positions,
+        softmax_scale=0.3,
+        rope_layout="none",
     )
 
     cache = torch.zeros(B, cache_slots, C + DR)
-    cache = cache_update(cache, torch.cat([latent, k_pe], -1), k_positions)
+    cache = cache_update(cache, torch.cat([latent, k_pe], -1), k_positions, rope_layout="none")
     q_latent = absorb_query(q_nope, wkv_b, **HEADS)
-    ctx = latent_attention(q_latent, q_pe, cache, q_positions, kv_lora_rank=C, softmax_scale=0.3)
+    ctx = latent_attention(
+        q_latent, q_pe, cache, q_positions, kv_lora_rank=C, softmax_scale=0.3, rope_layout="none"
+    )
     out = absorb_output(ctx, wkv_b, **HEADS)
     assert q_latent.shape == (B, S, H, C) and ctx.shape == (B, S, H, C)
     assert out.shape == expected.shape == (B, S, H, DV)
@@ -116,15 +126,27 @@ def test_decoupled_attention_masks_by_positions() -> None:
     k_nope, k_pe, v = torch.randn(1, 6, H, DN), torch.randn(1, 6, DR), torch.randn(1, 6, H, DV)
     q_pos = torch.tensor([[1, 3, 5]])
     k_pos = torch.arange(6)[None]
-    out = decoupled_attention(q_nope, q_pe, k_nope, k_pe, v, q_pos, k_pos, softmax_scale=SCALE)
+    out = decoupled_attention(
+        q_nope, q_pe, k_nope, k_pe, v, q_pos, k_pos, softmax_scale=SCALE, rope_layout="none"
+    )
     v2 = v.clone()
     v2[:, 4:] += 100
-    out2 = decoupled_attention(q_nope, q_pe, k_nope, k_pe, v2, q_pos, k_pos, softmax_scale=SCALE)
+    out2 = decoupled_attention(
+        q_nope, q_pe, k_nope, k_pe, v2, q_pos, k_pos, softmax_scale=SCALE, rope_layout="none"
+    )
     torch.testing.assert_close(out[:, :2], out2[:, :2])
     assert not torch.allclose(out[:, 2], out2[:, 2])
     # a query at position 0 sees exactly key 0
     out0 = decoupled_attention(
-        q_nope, q_pe, k_nope, k_pe, v, torch.zeros_like(q_pos), k_pos, softmax_scale=SCALE
+        q_nope,
+        q_pe,
+        k_nope,
+        k_pe,
+        v,
+        torch.zeros_like(q_pos),
+        k_pos,
+        softmax_scale=SCALE,
+        rope_layout="none",
     )
     torch.testing.assert_close(out0, v[:, :1].expand(1, 3, H, DV))
 
@@ -146,10 +168,16 @@ def _absorbed_block(x, positions, w, attrs, cache):
     entries = torch.cat(
         [rms_norm(c_kv, w["kv_norm"], eps=eps), rotary_embedding(k_pe, positions, rope=rope)], -1
     )
-    cache = cache_update(cache, entries, positions)
+    cache = cache_update(cache, entries, positions, rope_layout="none")
     q_latent = absorb_query(q_nope, w["wkv_b"], **HEADS)
     ctx = latent_attention(
-        q_latent, q_pe, cache, positions, kv_lora_rank=C, softmax_scale=attrs["softmax_scale"]
+        q_latent,
+        q_pe,
+        cache,
+        positions,
+        kv_lora_rank=C,
+        softmax_scale=attrs["softmax_scale"],
+        rope_layout="none",
     )
     o = absorb_output(ctx, w["wkv_b"], **HEADS)
     return F.linear(o.reshape(b, s, H * DV), w["wo"]), cache

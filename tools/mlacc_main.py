@@ -290,9 +290,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = exe.generate(prompt, args.tokens)
     run_s = time.perf_counter() - start
-    cache = art.manifest["kv_cache"]
+    memory = art.manifest["memory"]  # read off the compiled IR
+    latent, mha = memory["cache_values_per_token"], memory["mha_values_per_token"]
     cfg = model.config
-    mha = 2 * cfg.n_heads * (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim)
     print(
         f"mlacc demo: {name} ({cfg.n_layers} layers: MLA with YaRN RoPE, DeepSeekMoE with "
         f"{cfg.n_routed_experts} experts), random weights"
@@ -312,8 +312,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"({args.tokens} tokens in {run_s:.2f} s, greedy)"
     )
     print(
-        f"  latent KV cache per token per layer: {cache['entry']} values vs {mha} for MHA "
-        f"with the same heads ({mha / cache['entry']:.1f}x smaller)"
+        f"  KV cache    {latent} values per token per layer (latent) vs {mha} for MHA with the "
+        f"same heads ({mha / latent:.1f}x smaller)"
     )
     return 0
 

@@ -40,7 +40,10 @@ def test_compile_run_inspect(tmp_path: Path) -> None:
 def test_demo_runs() -> None:
     proc = run_tool("mlacc", "demo")
     assert proc.returncode == 0, proc.stderr
-    assert "latent KV cache per token per layer: 40 values vs 192 for MHA" in proc.stdout
+    # 32 + 8 latent values vs 4 heads x (16 + 8) keys + 4 x 16 values for MHA
+    assert (
+        "40 values per token per layer (latent) vs 160 for MHA with the same heads" in proc.stdout
+    )
 
 
 def test_compile_errors(tmp_path: Path) -> None:

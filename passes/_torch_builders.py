@@ -23,12 +23,13 @@ def const_int(value: int) -> ir.Value:
     return torch_dialect.ConstantIntOp(value).result
 
 
-def int_list(values: Sequence[int]) -> ir.Value:
-    items = [const_int(v) for v in values]
+def int_list(values: Sequence[int | ir.Value]) -> ir.Value:
+    """A ``!torch.list<int>`` of constants (ints) and computed sizes (Values)."""
+    items = [v if isinstance(v, ir.Value) else const_int(v) for v in values]
     return torch_dialect.PrimListConstructOp(ir.Type.parse("!torch.list<int>"), items).result
 
 
-def _none() -> ir.Value:
+def none() -> ir.Value:
     return torch_dialect.ConstantNoneOp().result
 
 
@@ -36,7 +37,7 @@ def linear(x: ir.Value, weight: ir.Value) -> ir.Value:
     """``x @ weight^T`` (``nn.Linear`` without bias)."""
     xi, wi = info(x), info(weight)
     out = vtensor_type((*xi.shape[:-1], wi.shape[0]), xi.dtype)
-    return torch_dialect.AtenLinearOp(out, x, weight, _none()).result
+    return torch_dialect.AtenLinearOp(out, x, weight, none()).result
 
 
 def view(x: ir.Value, shape: Sequence[int]) -> ir.Value:
@@ -58,11 +59,12 @@ def narrow(x: ir.Value, dim: int, start: int, length: int) -> ir.Value:
 
 
 def cat(values: Sequence[ir.Value], dim: int) -> ir.Value:
-    """``torch.cat(values, dim)``."""
+    """``torch.cat(values, dim)`` (a dynamic size along `dim` stays dynamic)."""
     infos = [info(v) for v in values]
     dim = dim % infos[0].rank
     shape = list(infos[0].shape)
-    shape[dim] = sum(i.shape[dim] for i in infos)
+    sizes = [i.shape[dim] for i in infos]
+    shape[dim] = None if None in sizes else sum(sizes)
     out = vtensor_type(tuple(shape), infos[0].dtype)
     items = torch_dialect.PrimListConstructOp(
         ir.Type.parse("!torch.list<vtensor>"), list(values)
@@ -72,11 +74,11 @@ def cat(values: Sequence[ir.Value], dim: int) -> ir.Value:
 
 def positions(batch: int, length: int) -> ir.Value:
     """``arange(length)`` expanded to ``[batch, length]`` (int64)."""
-    none = _none()
+    nothing = none()
     cpu = torch_dialect.ConstantDeviceOp("cpu").result
     false = torch_dialect.ConstantBoolOp(False).result
     ramp = torch_dialect.AtenArangeOp(
-        vtensor_type((length,), "int64"), const_int(length), none, none, cpu, false
+        vtensor_type((length,), "int64"), const_int(length), nothing, nothing, cpu, false
     ).result
     return torch_dialect.AtenExpandOp(
         vtensor_type((batch, length), "int64"), ramp, int_list([batch, length]), false
@@ -90,7 +92,7 @@ def einsum(equation: str, operands: Sequence[ir.Value], shape: Sequence[int]) ->
         ir.Type.parse("!torch.list<vtensor>"), list(operands)
     ).result
     return torch_dialect.AtenEinsumOp(
-        out, torch_dialect.ConstantStrOp(equation).result, items, _none()
+        out, torch_dialect.ConstantStrOp(equation).result, items, none()
     ).result
 
 
@@ -102,3 +104,29 @@ def silu(x: ir.Value) -> ir.Value:
 def mul(a: ir.Value, b: ir.Value) -> ir.Value:
     """``a * b`` (same shapes)."""
     return torch_dialect.AtenMulTensorOp(a.type, a, b).result
+
+
+def size(x: ir.Value, dim: int) -> ir.Value:
+    """``x.size(dim)`` as a ``!torch.int``."""
+    return torch_dialect.AtenSizeIntOp(x, const_int(dim)).result
+
+
+def permute(x: ir.Value, dims: Sequence[int]) -> ir.Value:
+    """``x.permute(dims)``."""
+    xi = info(x)
+    out = vtensor_type(tuple(xi.shape[d] for d in dims), xi.dtype)
+    return torch_dialect.AtenPermuteOp(out, x, int_list(dims)).result
+
+
+def new_full(like: ir.Value, fill: int | float, columns: int = 1) -> ir.Value:
+    """``like.new_full([N, columns], fill)``: like's dtype and device, N = like's rows."""
+    li = info(like)
+    rows = li.shape[0]
+    if isinstance(fill, float):
+        value = torch_dialect.ConstantFloatOp(ir.FloatAttr.get(ir.F64Type.get(), fill)).result
+    else:
+        value = const_int(fill)
+    dims = int_list([rows if rows is not None else size(like, 0), columns])
+    return torch_dialect.AtenNewFullOp(
+        vtensor_type((rows, columns), li.dtype), like, dims, value, none(), none(), none(), none()
+    ).result

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..dialects._mlir import ir, torch_dialect
+from ..dialects._mlir import ir
 from ..dialects.base import python_to_attr
 from ..dialects.moe.ops import combine, dispatch, grouped_matmul, swiglu
-from ..dialects.types import TensorInfo, tensor_info, vtensor_type
+from ..dialects.types import TensorInfo, tensor_info
+from . import _torch_builders as tb
 from ._moe_placement import Placement, PlacementError, place_experts
 from .registry import PassError, option, register_pass
 
@@ -211,7 +212,6 @@ class _Rewrite:
         merged = shared is not None and shared.merge
         anchor = shared.add if merged else self.op
         loc = self.op.location
-        _CONSTANTS.clear()
         with ir.InsertionPoint(anchor), loc:
             w_gate, w_up, w_down = self.w_gate, self.w_up, self.w_down
             weights, indices = self.weights, self.indices
@@ -220,14 +220,14 @@ class _Rewrite:
                 assert shared is not None
                 m = shared.copies
                 s_gate, s_up, s_down = list(shared.mlp.operands)[1:]
-                w_gate = _cat([w_gate, self._split_rows(s_gate, m)], 0)
-                w_up = _cat([w_up, self._split_rows(s_up, m)], 0)
-                w_down = _cat([w_down, self._split_cols(s_down, m)], 0)
-                columns = [_new_full(indices, experts + i) for i in range(m)]
-                indices = _cat([indices, *columns], 1)
-                weights = _cat([weights, _new_full(weights, 1.0, m)], 1)
+                w_gate = tb.cat([w_gate, self._split_rows(s_gate, m)], 0)
+                w_up = tb.cat([w_up, self._split_rows(s_up, m)], 0)
+                w_down = tb.cat([w_down, self._split_cols(s_down, m)], 0)
+                columns = [tb.new_full(indices, experts + i) for i in range(m)]
+                indices = tb.cat([indices, *columns], 1)
+                weights = tb.cat([weights, tb.new_full(weights, 1.0, m)], 1)
                 experts += m
-            w13 = _cat([w_gate, w_up], 1)
+            w13 = tb.cat([w_gate, w_up], 1)
             x_sorted, row_of, offsets = dispatch(
                 self.x, indices, num_experts=experts, block_size=self.options.block_size
             )
@@ -246,7 +246,6 @@ class _Rewrite:
             reason_attr = ir.StringAttr.get(reason)
             combine_op.attributes["mlacc.shared_merged"] = merged_attr
             combine_op.attributes["mlacc.shared_reason"] = reason_attr
-        _CONSTANTS.clear()
         if merged:
             assert shared is not None
             add, alpha = shared.add, shared.add.operands[2]
@@ -265,18 +264,15 @@ class _Rewrite:
     def _split_rows(self, w: ir.Value, m: int) -> ir.Value:
         """``[m*I, D]`` -> ``[m, I, D]`` (shared experts m stacked like the routed ones)."""
         info = tensor_info(w.type)
-        return _reshape(w, (m, self.inter, info.shape[1]), info.dtype)
+        return tb.view(w, (m, self.inter, info.shape[1]))
 
     def _split_cols(self, w: ir.Value, m: int) -> ir.Value:
         """``[D, m*I]`` -> ``[m, D, I]``."""
         info = tensor_info(w.type)
         d = info.shape[0]
         if m == 1:
-            return _reshape(w, (1, d, self.inter), info.dtype)
-        split = _reshape(w, (d, m, self.inter), info.dtype)
-        return torch_dialect.AtenPermuteOp(
-            vtensor_type((m, d, self.inter), info.dtype), split, _int_list([1, 0, 2])
-        ).result
+            return tb.view(w, (1, d, self.inter))
+        return tb.permute(tb.view(w, (d, m, self.inter)), (1, 0, 2))
 
 
 # --- helpers building torch-dialect ops at the current insertion point ---
@@ -287,69 +283,6 @@ def _info(value: ir.Value, name: str, op: ir.Operation) -> TensorInfo:
     if info is None:
         raise PassError(f"{FLAG}: '{name}' must be a ranked tensor, got {value.type}", op=op)
     return info
-
-
-_CONSTANTS: dict[object, ir.Value] = {}  # per rewrite (reset by `_Rewrite.apply`)
-
-
-def _int(value: int) -> ir.Value:
-    key = ("int", value)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = torch_dialect.ConstantIntOp(value).result
-    return _CONSTANTS[key]
-
-
-def _int_list(values: list[int | ir.Value]) -> ir.Value:
-    items = [v if isinstance(v, ir.Value) else _int(v) for v in values]
-    return torch_dialect.PrimListConstructOp(ir.Type.parse("!torch.list<int>"), items).result
-
-
-def _none() -> ir.Value:
-    if "none" not in _CONSTANTS:
-        _CONSTANTS["none"] = torch_dialect.ConstantNoneOp().result
-    return _CONSTANTS["none"]
-
-
-def _cat(values: list[ir.Value], dim: int) -> ir.Value:
-    infos = [tensor_info(v.type) for v in values]
-    shape = list(infos[0].shape)
-    sizes = [i.shape[dim] for i in infos]
-    shape[dim] = None if None in sizes else sum(sizes)
-    tensors = torch_dialect.PrimListConstructOp(
-        ir.Type.parse("!torch.list<vtensor>"), values
-    ).result
-    return torch_dialect.AtenCatOp(
-        vtensor_type(tuple(shape), infos[0].dtype), tensors, _int(dim)
-    ).result
-
-
-def _reshape(w: ir.Value, shape: tuple[int, ...], dtype: str) -> ir.Value:
-    return torch_dialect.AtenReshapeOp(vtensor_type(shape, dtype), w, _int_list(list(shape))).result
-
-
-def _new_full(like: ir.Value, fill: int | float, columns: int = 1) -> ir.Value:
-    """``like.new_full([N, columns], fill)``: like's dtype and device, N = like's rows."""
-    info = tensor_info(like.type)
-    rows = info.shape[0]
-    size = _int_list([_int(rows) if rows is not None else _dim(like, 0), columns])
-    if isinstance(fill, float):
-        value = torch_dialect.ConstantFloatOp(ir.FloatAttr.get(ir.F64Type.get(), fill)).result
-    else:
-        value = _int(fill)
-    return torch_dialect.AtenNewFullOp(
-        vtensor_type((rows, columns), info.dtype),
-        like,
-        size,
-        value,
-        _none(),
-        _none(),
-        _none(),
-        _none(),
-    ).result
-
-
-def _dim(value: ir.Value, dim: int) -> ir.Value:
-    return torch_dialect.AtenSizeIntOp(value, _int(dim)).result
 
 
 def _is_one(value: ir.Value) -> bool:

@@ -73,7 +73,7 @@ def parse_module(text: str, source_name: str = "-", context: ir.Context | None =
         SourceError: the text does not parse or verify; diagnostics name `source_name`.
     """
     with context or ir.Context.current:
-        return _as_module(_parse(text, source_name))
+        return as_module(_parse(text, source_name))
 
 
 # Some malformed inputs make MLIR's parser fail without emitting a diagnostic (seen by the
@@ -147,7 +147,7 @@ def _unshift(diag: Diagnostic, line: int, shift: int) -> Diagnostic:
     )
 
 
-def _as_module(op: Any) -> ir.Module:
+def as_module(op: Any) -> ir.Module:
     """An `ir.Module` holding what `op` (a parsed module or a lone top-level op) holds."""
     op = op.operation
     module = ir.Module.create(loc=op.location)

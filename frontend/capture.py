@@ -23,6 +23,7 @@ from torch.utils import _pytree as pytree
 
 from ..dialects._mlir import ir
 from ..dialects.core import weight
+from ..dialects.parsing import as_module
 from .adapters import CausalLM, adapt
 from .capture_modules import CaptureModule, assign_weight_keys, default_positions, held_tensors
 from .errors import CaptureError
@@ -99,6 +100,8 @@ def capture(
         progress: called with a line per stage (export, import, raise) and its time.
     """
     kwargs = dict(kwargs or {})
+    if cache_len is not None and cache_len <= 0:
+        raise CaptureError(f"cache_len must be positive, got {cache_len}")
     say = progress or (lambda _line: None)
     start = time.perf_counter()
     adapted = adapt(model)
@@ -116,6 +119,11 @@ def capture(
     if {"prefill", "decode"} & set(entry_points):
         batch = tokens.shape[0]
         length = cache_len or min(adapted.max_seq_len, DEFAULT_CACHE_LEN)
+        if length < tokens.shape[1]:
+            raise CaptureError(
+                f"cache_len {length} cannot hold the {tokens.shape[1]} tokens of "
+                "the example call (prefill writes them all)"
+            )
         dtype = adapted.lm.dtype
         cache = {
             "layers": len(adapted.lm.blocks),
@@ -171,7 +179,8 @@ def capture(
                 f"{where or '<unknown>'}: op '{op_name}' stays an opaque "
                 "torch.operator after capture; no target can run it"
             )
-    captured.module = _as_module(module, context)
+    with context:
+        captured.module = as_module(module.operation)
     return captured
 
 
@@ -266,13 +275,6 @@ def _first_line(err: BaseException) -> str:
     return re.sub(r"\s+", " ", text.splitlines()[0]) if text else type(err).__name__
 
 
-def _as_module(module: Any, context: ir.Context) -> ir.Module:
-    from ..dialects.parsing import _as_module as as_module
-
-    with context:
-        return as_module(module.operation)
-
-
 def import_exported_program(
     program: torch.export.ExportedProgram, *, context: ir.Context, progress: Progress | None = None
 ) -> Captured:
@@ -303,4 +305,6 @@ def import_exported_program(
         if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
     ]
     entry = EntryPoint(names, _spec(program.call_spec.in_spec), _spec(program.call_spec.out_spec))
-    return Captured(module=_as_module(program_module, context), entry_points={"forward": entry})
+    with context:
+        imported = as_module(program_module.operation)
+    return Captured(module=imported, entry_points={"forward": entry})

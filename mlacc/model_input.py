@@ -7,6 +7,7 @@ as ``deepseek-v3-tiny``, a ``.pt2`` file or an ``ExportedProgram`` (imported as 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,9 @@ def _import_program(program, source: str, progress) -> ImportedModel:
 def _load_pt2(path: Path):
     import torch
 
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch logs its own traceback before raising
     try:
         return torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001 - any unreadable .pt2 is one error line
@@ -169,6 +173,8 @@ def _load_pt2(path: Path):
             f"{path}: cannot load the exported program ({type(err).__name__}: "
             f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})"
         ) from None
+    finally:
+        export_log.setLevel(level)
 
 
 def _existing(text: str) -> Path:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..base import expect, positive
-from ..types import TensorInfo
+from ..base import expect, expect_dtype, positive
+from ..types import FLOAT_DTYPES, FP8_DTYPES, TensorInfo
 
 E4M3_MAX = 448.0
 
@@ -27,3 +27,25 @@ def check_block_shape(t: TensorInfo, name: str, block_shape: list[int]) -> None:
     )
     for b in block_shape:
         positive(b, "block_shape")
+
+
+def check_scaled_matmul_operands(
+    x_q: TensorInfo,
+    x_scale: TensorInfo,
+    w_q: TensorInfo,
+    w_scale: TensorInfo,
+    block_n: int,
+    block_k: int,
+    out_dtype: str,
+) -> None:
+    """What every block-scaled FP8 matmul requires: positive blocks, a float output type,
+    float8 operands and fp32 scales."""
+    positive(block_n, "block_n")
+    positive(block_k, "block_k")
+    expect(
+        out_dtype in FLOAT_DTYPES, f"attribute 'out_dtype' must be a float dtype, got '{out_dtype}'"
+    )
+    expect_dtype(x_q, "x_q", FP8_DTYPES)
+    expect_dtype(w_q, "w_q", FP8_DTYPES)
+    expect_dtype(x_scale, "x_scale", {"float32"})
+    expect_dtype(w_scale, "w_scale", {"float32"})

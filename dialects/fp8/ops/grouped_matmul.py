@@ -1,9 +1,9 @@
 """`fp8.grouped_matmul`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_rank, positive
-from ...types import FLOAT_DTYPES, FP8_DTYPES, INT_DTYPES, TensorInfo
-from ..blocks import ceil_div
+from ...base import AnyTensor, build, expect_dim, expect_dtype, expect_rank
+from ...types import INT_DTYPES, TensorInfo
+from ..blocks import ceil_div, check_scaled_matmul_operands
 from ..dialect import Fp8Op
 
 
@@ -40,16 +40,7 @@ class GroupedMatmulOp(Fp8Op, name="grouped_matmul"):
         block_k: int,
         out_dtype: str,
     ) -> list[TensorInfo]:
-        positive(block_n, "block_n")
-        positive(block_k, "block_k")
-        expect(
-            out_dtype in FLOAT_DTYPES,
-            f"attribute 'out_dtype' must be a float dtype, got '{out_dtype}'",
-        )
-        expect_dtype(x_q, "x_q", FP8_DTYPES)
-        expect_dtype(w_q, "w_q", FP8_DTYPES)
-        expect_dtype(x_scale, "x_scale", {"float32"})
-        expect_dtype(w_scale, "w_scale", {"float32"})
+        check_scaled_matmul_operands(x_q, x_scale, w_q, w_scale, block_n, block_k, out_dtype)
         expect_dtype(expert_offsets, "expert_offsets", INT_DTYPES)
         expect_rank(x_q, "x_q", 2)
         expect_rank(w_q, "w_q", 3)

@@ -1,9 +1,9 @@
 """`fp8.matmul`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_rank, positive
-from ...types import FLOAT_DTYPES, FP8_DTYPES, TensorInfo
-from ..blocks import ceil_div
+from ...base import AnyTensor, build, expect, expect_dim, expect_rank
+from ...types import TensorInfo
+from ..blocks import ceil_div, check_scaled_matmul_operands
 from ..dialect import Fp8Op
 
 
@@ -36,16 +36,7 @@ class MatmulOp(Fp8Op, name="matmul"):
         block_k: int,
         out_dtype: str,
     ) -> list[TensorInfo]:
-        positive(block_n, "block_n")
-        positive(block_k, "block_k")
-        expect(
-            out_dtype in FLOAT_DTYPES,
-            f"attribute 'out_dtype' must be a float dtype, got '{out_dtype}'",
-        )
-        expect_dtype(x_q, "x_q", FP8_DTYPES)
-        expect_dtype(w_q, "w_q", FP8_DTYPES)
-        expect_dtype(x_scale, "x_scale", {"float32"})
-        expect_dtype(w_scale, "w_scale", {"float32"})
+        check_scaled_matmul_operands(x_q, x_scale, w_q, w_scale, block_n, block_k, out_dtype)
         expect(x_q.rank >= 1, f"x_q must have rank >= 1, got {x_q}")
         expect_rank(w_q, "w_q", 2)
         n, k = w_q.shape

@@ -173,3 +173,12 @@ def test_opaque_op_is_reported_at_capture(tmp_path: Path) -> None:
         match=r"test_capture_reference\.py:\d+:0: op 'torch\.mlacc_test\.opaque' stays an opaque",
     ):
         mlacc.capture(str(path))
+
+
+def test_cache_length_must_hold_the_prompt() -> None:
+    model = builtin_model("deepseek-v3-tiny")
+    tokens = torch.zeros(1, 8, dtype=torch.long)
+    with pytest.raises(CaptureError, match="cache_len must be positive, got 0"):
+        mlacc.capture(model, (tokens,), cache_len=0)
+    with pytest.raises(CaptureError, match="cache_len 4 cannot hold the 8 tokens"):
+        mlacc.capture(model, (tokens,), cache_len=4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_runs import pass_test_models, prefill_then_decode, rel_err
 
 import mlacc
 from mlacc.model_input import builtin_model
@@ -17,44 +18,9 @@ PIPELINES = [
 ]
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
-
-
-def _models():
-    from hf_models import hf_v2, hf_v3
-
-    return {
-        "reference-v3": builtin_model("deepseek-v3-tiny", seed=2),
-        "reference-v2": builtin_model("deepseek-v2-tiny", seed=2),
-        "hf-v3": hf_v3(),
-        "hf-v2": hf_v2(),
-    }
-
-
 @pytest.fixture(scope="module")
 def models():
-    return _models()
-
-
-def _decode_logits(exe, tokens: torch.Tensor, prefill: int) -> torch.Tensor:
-    cache = exe.manifest["kv_cache"]
-    caches = [
-        torch.zeros(cache["batch"], cache["max_seq_len"], cache["entry"])
-        for _ in range(cache["layers"])
-    ]
-    b, n = tokens.shape
-    pos = torch.arange(n).expand(b, n)
-    logits, *caches = exe.run(
-        "prefill", tokens[:, :prefill], pos[:, :prefill].contiguous(), *caches
-    )
-    out = [logits]
-    for t in range(prefill, n):
-        step, *caches = exe.run(
-            "decode", tokens[:, t : t + 1], pos[:, t : t + 1].contiguous(), *caches
-        )
-        out.append(step)
-    return torch.cat(out, dim=1)
+    return pass_test_models()
 
 
 @pytest.mark.parametrize("name", ["reference-v3", "reference-v2", "hf-v3", "hf-v2"])
@@ -68,14 +34,14 @@ def test_pipelines_keep_the_numbers(models, name: str) -> None:
     ).load()
     want_forward = base(tokens[:, :6], **kwargs)
     want_forward = getattr(want_forward, "logits", want_forward)
-    want_decode = _decode_logits(base, tokens, 6)
+    want_decode = prefill_then_decode(base, tokens, 6)
     for pipeline in PIPELINES:
         exe = mlacc.compile(
             model, (tokens[:, :6],), kwargs, target="reference", pipeline=pipeline, cache_len=16
         ).load()
         got = exe(tokens[:, :6], **kwargs)
-        assert _rel(getattr(got, "logits", got), want_forward) < 1e-4, pipeline
-        assert _rel(_decode_logits(exe, tokens, 6), want_decode) < 1e-4, pipeline
+        assert rel_err(getattr(got, "logits", got), want_forward) < 1e-4, pipeline
+        assert rel_err(prefill_then_decode(exe, tokens, 6), want_decode) < 1e-4, pipeline
 
 
 def test_decode_never_materializes_per_head_kv() -> None:

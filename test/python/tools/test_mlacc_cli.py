@@ -145,3 +145,13 @@ def test_full_size_model_needs_timing_only(tmp_path: Path) -> None:
     proc = run_tool("mlacc", "compile", "deepseek-v3", "-o", str(out), "--target", "reference")
     assert_one_error_line(proc, "mlacc", "meta device", "timing_only=True")
     assert not out.exists()
+
+
+def test_corrupt_pt2_is_one_error_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(b"not a zip archive")
+    proc = run_tool(
+        "mlacc", "compile", str(bad), "-o", str(tmp_path / "o.mlacc"), "--target", "reference"
+    )
+    assert_one_error_line(proc, "mlacc", "cannot load the exported program")
+    assert "Traceback" not in proc.stderr

@@ -48,10 +48,16 @@ def spec_of(t: ir.Type) -> TensorSpec | None:
 
 
 class PlanBuilder:
-    """Builds one `Plan` (and the constants it needs) from a module."""
+    """Builds one `Plan` (and the constants it needs) from a module.
+
+    Targets extend it by overriding `step`, which turns one op into a plan step (or None for
+    ops that compute nothing, e.g. annotations); `producers` maps each value to the step that
+    defines it, so an annotation can attach data (a cost) to an earlier step.
+    """
 
     def __init__(self) -> None:
         self.constants: dict[str, torch.Tensor] = {}
+        self.producers: dict[ir.Value, Step] = {}
         self._ids: dict[ir.Value, int] = {}
         self._literals: dict[ir.Value, Arg] = {}
 
@@ -85,9 +91,11 @@ class PlanBuilder:
                 outputs = [self._arg(v) for v in op.operands]
                 output_specs = [spec_of(v.type) for v in op.operands]
                 continue
-            step = self._step(op)
+            step = self.step(op)
             if step is not None:
                 steps.append(step)
+                for result in op.results:
+                    self.producers[result] = step
         return Function(name, inputs, input_specs, steps, outputs, output_specs)
 
     def _define(self, value: ir.Value) -> int:
@@ -100,7 +108,8 @@ class PlanBuilder:
             return self._literals[value]
         return ref(self._ids[value])
 
-    def _step(self, op: ir.OpView) -> Step | None:
+    def step(self, op: ir.OpView) -> Step | None:
+        """The plan step of `op`; None for ops folded into literals or computing nothing."""
         name = op.operation.name
         result = op.results[0] if len(op.results) == 1 else None
         if name in _SCALAR_CONSTANTS:
@@ -152,8 +161,11 @@ def _dense_to_tensor(attr: ir.Attribute, loc: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).clone()
 
 
-def build_plan(module: ir.Module) -> tuple[Plan, dict[str, Any]]:
-    """Lowers `module` to a plan; returns (plan, constants to store beside the weights)."""
-    builder = PlanBuilder()
+def build_plan(
+    module: ir.Module, builder: PlanBuilder | None = None
+) -> tuple[Plan, dict[str, Any]]:
+    """Lowers `module` to a plan (with `builder`, default `PlanBuilder()`); returns (plan,
+    constants to store beside the weights)."""
+    builder = builder or PlanBuilder()
     plan = builder.build(module)
     return plan, builder.constants

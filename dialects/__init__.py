@@ -16,12 +16,33 @@ from .types import TensorInfo, tensor_info, vtensor_type
 
 DIALECTS: tuple[type[ext.Dialect], ...] = (Core, MLA, MoE, FP8)
 
+# Targets add their own dialects (e.g. the `sim` target's `accel`) under this entry-point
+# group: name -> an `ext.Dialect` subclass.
+ENTRY_POINT_GROUP = "mlacc.dialects"
+_plugins: list[type[ext.Dialect]] | None = None
+BROKEN_PLUGINS: dict[str, str] = {}  # entry point -> why it failed to load
+
+
+def plugin_dialects() -> list[type[ext.Dialect]]:
+    """The dialects installed targets register (loaded once; broken ones are skipped)."""
+    global _plugins
+    if _plugins is None:
+        from importlib.metadata import entry_points
+
+        _plugins = []
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                _plugins.append(ep.load())
+            except Exception as err:  # noqa: BLE001 - a broken plug-in must not stop mlacc
+                BROKEN_PLUGINS[ep.value] = f"{type(err).__name__}: {err}"
+    return _plugins
+
 
 def load_dialects(ctx: ir.Context) -> None:
-    """Registers torch-mlir's dialect and loads ours into `ctx` (idempotent)."""
+    """Registers torch-mlir's dialect and loads ours and the targets' into `ctx` (idempotent)."""
     torch_dialect.register_dialect(ctx)
     with ctx:
-        for dialect in DIALECTS:
+        for dialect in (*DIALECTS, *plugin_dialects()):
             if not ctx.is_dialect_loaded(dialect.DIALECT_NAMESPACE):
                 dialect.load()
 

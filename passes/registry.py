@@ -13,8 +13,9 @@ A pass module registers itself at import time::
         run,  # or "mlacc.passes._absorb_impl:run", imported on first use
     )
 
-`all_passes()` / `get_pass()` import every public module of `mlacc.passes` once, so a new pass
-needs no edit here. Keep a pass module's top level light (bindings and dialects only; no torch):
+`all_passes()` / `get_pass()` import every public module of `mlacc.passes` once, and every
+module of the `mlacc.passes` entry-point group (passes that targets bring), so a new pass needs
+no edit here. Keep a pass module's top level light (bindings and dialects only; no torch):
 `mlacc-opt --help` imports it. Heavy code goes behind a "module:callable" `run`.
 
 `run(module_op, options)` gets the `builtin.module` operation and an instance of the options
@@ -37,6 +38,10 @@ from typing import Any, Literal
 from ..dialects._mlir import ir
 
 PassRun = Callable[[ir.Operation, Any], None]
+
+# Targets add passes (their lowerings) under this entry-point group: name -> a module that
+# calls `register_pass` when imported.
+ENTRY_POINT_GROUP = "mlacc.passes"
 
 # Modules of `mlacc.passes` that are infrastructure, not passes.
 _NOT_PASS_MODULES = frozenset({"registry", "pipeline"})
@@ -216,6 +221,13 @@ def _discover() -> None:
             importlib.import_module(f"{__package__}.{mod.name}")
         except Exception as err:  # noqa: BLE001 - a broken pass must not take down the others
             _BROKEN[mod.name] = f"{type(err).__name__}: {err}"
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001 - same for passes that targets add
+            _BROKEN[ep.value] = f"{type(err).__name__}: {err}"
 
 
 # --- the adapter to MLIR's pass manager ---

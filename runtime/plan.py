@@ -52,6 +52,8 @@ class Step:
     results: list[int | None]
     attrs: dict[str, Any] = field(default_factory=dict)
     loc: str = ""
+    # Target-specific cost data (the `sim` target's kernel schedule); None: not costed.
+    cost: dict[str, Any] | None = None
 
 
 @dataclass

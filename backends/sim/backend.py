@@ -1,0 +1,96 @@
+"""Compile side of the `sim` target."""
+
+from __future__ import annotations
+
+import json
+
+from mlacc.backends import Backend, CompileRequest, Payload
+from mlacc.backends.plan_builder import PlanBuilder, build_plan
+from mlacc.dialects._mlir import ir
+from mlacc.passes.registry import PassError
+from mlacc.runtime.errors import CompileError
+from mlacc.runtime.plan import Step
+from mlacc.runtime.semantics import SEMANTICS
+from mlacc.runtime.sim.device import DeviceError
+from mlacc.runtime.torch_ops import is_torch_op
+
+from .lowering import DEFAULT_DEVICE, lower_module, resolve_device, schedule_of
+
+# torch-dialect ops that become plan literals (no step, no kernel).
+_LITERAL_OPS = frozenset(
+    {
+        "torch.constant.int",
+        "torch.constant.float",
+        "torch.constant.bool",
+        "torch.constant.str",
+        "torch.constant.none",
+        "torch.constant.number",
+        "torch.constant.device",
+        "torch.prim.ListConstruct",
+        "torch.vtensor.literal",
+    }
+)
+
+OPTIONS = ("device", "buffers", "fp8_fallback")
+
+
+class SimPlanBuilder(PlanBuilder):
+    """The plan of an ``accel`` program: each kernel's schedule becomes the cost of the step
+    that computes its op."""
+
+    def step(self, op: ir.OpView) -> Step | None:
+        if op.operation.name != "accel.kernel":
+            return super().step(op)
+        target = self.producers.get(op.operands[0])
+        if target is None:
+            raise CompileError(f"accel.kernel for '{op.attributes['op']}' has no computing op")
+        target.cost = schedule_of(op).to_json()
+        return None
+
+
+class SimBackend(Backend):
+    """A simulated accelerator: reference numerics, per-engine timing, energy and traces."""
+
+    name = "sim"
+    executor = "sim"
+    description = "simulated accelerator: device TOML, tiled accel program, cycles/bytes/energy"
+
+    def supports(self, op_name: str) -> bool:
+        return (
+            op_name in SEMANTICS
+            or op_name in ("mlacc.weight", "accel.kernel")
+            or op_name.startswith("accel.")
+            or op_name in _LITERAL_OPS
+            or is_torch_op(op_name)
+        )
+
+    def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
+        unknown = sorted(set(request.options) - set(OPTIONS))
+        if unknown:
+            raise CompileError(
+                f"target 'sim' has no option '{unknown[0]}' (options: {', '.join(OPTIONS)})"
+            )
+        try:
+            device = resolve_device(str(request.options.get("device", DEFAULT_DEVICE)))
+        except DeviceError as err:
+            raise CompileError(str(err)) from None
+        try:
+            lower_module(
+                module.operation,
+                device,
+                buffers=int(request.options.get("buffers", 2)),
+                fp8_fallback=str(request.options.get("fp8_fallback", "")),
+            )
+        except PassError as err:
+            err_ = CompileError(str(err))
+            err_.op = err.op  # the compiler names the op's source location
+            raise err_ from None
+        plan, constants = build_plan(module, SimPlanBuilder())
+        return Payload(
+            files={
+                "plan.json": json.dumps(plan.to_json()).encode(),
+                "device.toml": device.source.encode(),
+            },
+            weights=constants,
+            manifest={"device": device.summary()},
+        )

@@ -1,0 +1,258 @@
+"""`--accel-lower`: every graph op gets an ``accel.kernel`` tiled for one device.
+
+The kernel follows the op and holds its per-tile schedule (see `accel.ops`); free ops (views,
+constants, weights and what is computed from weights alone) get none.
+The IR is the source of truth: `schedule_of` reads a kernel back into the `KernelSchedule`
+the simulator replays, so a hand-written ``accel`` program simulates like a lowered one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlacc.dialects._mlir import func, ir
+from mlacc.dialects.base import attr_to_python, python_to_attr
+from mlacc.passes.registry import PassError, option, register_pass
+from mlacc.runtime.sim.device import Device, DeviceError, load_device
+from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
+
+from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
+from .tiling import (
+    AttentionWork,
+    MatmulWork,
+    TilingError,
+    compute_dtype,
+    tile_attention,
+    tile_matmul,
+    tile_stream,
+)
+from .workloads import VIEW_OPS, layer_of_key, workload
+
+PRESETS = Path(__file__).parent / "devices"
+DEFAULT_DEVICE = "datacenter-npu"
+
+FREE_OPS = VIEW_OPS | {
+    "mlacc.weight",
+    "torch.vtensor.literal",
+    "torch.prim.ListConstruct",
+    "func.return",
+    "accel.kernel",
+}
+
+
+def presets() -> list[str]:
+    """Names of the device presets shipped with the `sim` target."""
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
+def resolve_device(spec: str) -> Device:
+    """A preset name (``h100-like``) or a TOML file path -> `Device` (DeviceError if neither)."""
+    if spec in presets():
+        return load_device(PRESETS / f"{spec}.toml")
+    path = Path(spec)
+    if path.suffix == ".toml" or path.exists():
+        return load_device(path)
+    raise DeviceError(f"unknown device '{spec}' (presets: {', '.join(presets())}; or a .toml file)")
+
+
+@dataclass(frozen=True)
+class AccelLowerOptions:
+    """Options of `--accel-lower`."""
+
+    device: str = option(DEFAULT_DEVICE, "device preset name or device TOML file")
+    buffers: int = option(2, "scratchpad buffers per streamed operand (2 = double buffering)")
+    fp8_fallback: str = option("", "on a device without FP8, run FP8 matmuls at this dtype's rate")
+
+    def __post_init__(self) -> None:
+        if self.buffers < 1:
+            raise ValueError(f"option 'buffers' must be >= 1, got {self.buffers}")
+
+
+def run(module: ir.Operation, options: AccelLowerOptions) -> None:
+    """Lowers every function of `module` for the device (see the module docstring)."""
+    try:
+        device = resolve_device(options.device)
+    except DeviceError as err:
+        raise PassError(str(err)) from None
+    lower_module(module, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback)
+
+
+def lower_module(
+    module: ir.Operation, device: Device, *, buffers: int = 2, fp8_fallback: str = ""
+) -> None:
+    """Schedules each non-free op of each function with an ``accel.kernel`` for `device`."""
+    if not module.context.is_dialect_loaded("accel"):
+        ACCEL.load()
+    module.operation.attributes["accel.device"] = ir.StringAttr.get(device.name)
+    for op in module.regions[0].blocks[0].operations:
+        if isinstance(op, func.FuncOp) and op.regions[0].blocks:
+            _Lowering(device, buffers, fp8_fallback).function(op)
+
+
+class _Lowering:
+    def __init__(self, device: Device, buffers: int, fp8_fallback: str) -> None:
+        self.device = device
+        self.buffers = buffers
+        self.fp8_fallback = fp8_fallback
+        self.weight_only: set[ir.Value] = set()
+        self.layer: dict[ir.Value, int] = {}
+
+    def function(self, f: func.FuncOp) -> None:
+        ops = list(f.regions[0].blocks[0].operations)
+        scheduled = {k.operands[0].owner for k in ops if k.operation.name == "accel.kernel"}
+        for op in ops:
+            layer = self._layer(op)
+            if self._is_free(op) or op.operation in scheduled:
+                continue
+            try:
+                schedule = self._schedule(op, layer)
+            except TilingError as err:
+                raise PassError(
+                    f"cannot lower '{op.operation.name}' for device '{self.device.name}': {err}",
+                    op=op,
+                ) from None
+            annotate(op, schedule)
+
+    def _layer(self, op: ir.OpView) -> int | None:
+        layer = None
+        if op.operation.name == "mlacc.weight":
+            layer = layer_of_key(ir.StringAttr(op.attributes["key"]).value)
+        else:
+            found = [self.layer[v] for v in op.operands if v in self.layer]
+            layer = max(found) if found else None
+        if layer is not None:
+            for r in op.results:
+                self.layer[r] = layer
+        return layer
+
+    def _is_free(self, op: ir.OpView) -> bool:
+        name = op.operation.name
+        derived = all(v in self.weight_only for v in op.operands)
+        if (
+            name == "mlacc.weight"
+            or name.startswith("torch.constant.")
+            or (derived and name != "func.return")
+        ):
+            self.weight_only.update(op.results)
+            return True
+        if name in FREE_OPS or not op.results:
+            return True
+        return any(tensor_type(r.type) is None for r in op.results)
+
+    def _schedule(self, op: ir.OpView, layer: int | None) -> KernelSchedule:
+        work = workload(op)
+        name = op.operation.name
+        extra = {"layer": layer}
+        if isinstance(work, MatmulWork | AttentionWork):
+            dtype, note = compute_dtype(self.device, work.dtype, self.fp8_fallback)
+            if dtype != work.dtype:
+                work = type(work)(**{**work.__dict__, "dtype": dtype})
+            if note:
+                extra["notes"] = (note,)
+        if isinstance(work, MatmulWork):
+            return tile_matmul(work, self.device, name, self.buffers, **extra)
+        if isinstance(work, AttentionWork):
+            return tile_attention(work, self.device, name, self.buffers, **extra)
+        return tile_stream(work, self.device, name, self.buffers, **extra)
+
+
+def tensor_type(t: ir.Type):
+    from mlacc.dialects.types import tensor_info
+
+    return tensor_info(t)
+
+
+# --- schedule <-> IR ---
+
+_KERNEL_INTS = ("chips", "cores", "tiles", "buffers", "sram_bytes")
+_OPTIONAL = ("layer", "context_arg", "context_len", "context_tile", "context_splits", "notes")
+
+
+def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
+    """Adds the ``accel.kernel`` that says `op` runs with schedule `s`, right after `op`."""
+    i64 = ir.IntegerType.get_signless(64)
+    with ir.InsertionPoint.after(op), op.location:
+        kernel = KernelOp(
+            of=op.results[0],
+            op=ir.StringAttr.get(s.op),
+            **{k: ir.IntegerAttr.get(i64, int(getattr(s, k))) for k in _KERNEL_INTS},
+            flops=ir.FloatAttr.get(ir.F64Type.get(), float(s.flops)),
+            hbm_bytes=ir.FloatAttr.get(ir.F64Type.get(), float(s.hbm_bytes)),
+        )
+        for key in _OPTIONAL:
+            value = getattr(s, key)
+            default = KernelSchedule.__dataclass_fields__[key].default
+            if key == "notes" and value:
+                kernel.attributes["accel.notes"] = python_to_attr(list(value))
+            elif key != "notes" and value is not None and value != default:
+                kernel.attributes[f"accel.{key}"] = python_to_attr(value)
+        with ir.InsertionPoint(kernel.regions[0].blocks.append()):
+            if s.link_bytes and s.link_phase == "dispatch":
+                _link(s)
+            if s.once_bytes:
+                DmaOp(ir.StringAttr.get("once"), _i64(s.once_bytes))
+            if s.load_bytes:
+                DmaOp(ir.StringAttr.get("in"), _i64(s.load_bytes))
+            if s.matmul is not None:
+                mm = s.matmul
+                MatmulOp(
+                    _i64(mm.m), _i64(mm.n), _i64(mm.k), _i64(mm.count), ir.StringAttr.get(mm.dtype)
+                )
+            if s.vector_ops:
+                VectorOp(_i64(s.vector_ops))
+            if s.store_bytes:
+                DmaOp(ir.StringAttr.get("out"), _i64(s.store_bytes))
+            if s.link_bytes and s.link_phase == "combine":
+                _link(s)
+    return kernel
+
+
+def _i64(value: float) -> ir.IntegerAttr:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), round(value))
+
+
+def _link(s: KernelSchedule) -> None:
+    LinkOp(_i64(s.link_bytes), ir.StringAttr.get(s.link_phase))
+
+
+def schedule_of(kernel: ir.OpView) -> KernelSchedule:
+    """The `KernelSchedule` an ``accel.kernel`` describes."""
+    attrs = kernel.attributes
+    values: dict = {k: ir.IntegerAttr(attrs[k]).value for k in _KERNEL_INTS}
+    values["op"] = ir.StringAttr(attrs["op"]).value
+    values["flops"] = ir.FloatAttr(attrs["flops"]).value
+    values["hbm_bytes"] = ir.FloatAttr(attrs["hbm_bytes"]).value
+    for key in _OPTIONAL:
+        if f"accel.{key}" in attrs:
+            value = attr_to_python(attrs[f"accel.{key}"])
+            values[key] = tuple(value) if key == "notes" else value
+    values.update(load_bytes=0.0, store_bytes=0.0, once_bytes=0.0, vector_ops=0.0)
+    for op in kernel.regions[0].blocks[0].operations:
+        name = op.operation.name
+        a = op.attributes
+        if name == "accel.dma":
+            key = {"in": "load_bytes", "out": "store_bytes", "once": "once_bytes"}[
+                ir.StringAttr(a["direction"]).value
+            ]
+            values[key] += ir.IntegerAttr(a["bytes"]).value
+        elif name == "accel.matmul":
+            values["matmul"] = Matmul(
+                *(ir.IntegerAttr(a[k]).value for k in ("m", "n", "k")),
+                ir.StringAttr(a["dtype"]).value,
+                ir.IntegerAttr(a["count"]).value,
+            )
+        elif name == "accel.vector":
+            values["vector_ops"] += ir.IntegerAttr(a["ops"]).value
+        elif name == "accel.link":
+            values["link_bytes"] = float(ir.IntegerAttr(a["bytes"]).value)
+            values["link_phase"] = ir.StringAttr(a["phase"]).value
+    return KernelSchedule(**values)
+
+
+register_pass(
+    "accel-lower",
+    "Tile every graph op for the simulated accelerator (accel dialect kernels)",
+    AccelLowerOptions,
+    run,
+)

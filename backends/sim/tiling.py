@@ -1,0 +1,269 @@
+"""Tiling: a graph op's work, cut into scratchpad-sized tiles for one device.
+
+Three shapes of work cover every op the `sim` target runs:
+
+* `MatmulWork` — ``batch`` products ``[m, k] x [k, n]`` (linears, absorbed MLA projections,
+  grouped expert matmuls, the router). Tiles ``tm x tn x tk``; the reduction over ``k`` stays
+  on one core; ``m x n`` tiles spread over the cores. When one ``tm x k`` activation block
+  serves every tile (decode), it is loaded once per core and the weights stream.
+* `AttentionWork` — queries against a KV cache streamed ``tile`` tokens at a time, one
+  (sequence, query block) per core; when there are fewer of those than cores, the cache of a
+  sequence is split over several cores (split-KV, as FlashMLA does for decode).
+* `StreamWork` — rows streamed through the vector engine (norms, RoPE, SwiGLU, quantization,
+  dispatch/combine, copies).
+
+Each tiler picks the largest tiles whose buffers fit the scratchpad and raises `TilingError`
+when even the smallest does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlacc.runtime.sim.device import Device
+from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
+
+ACC_BYTES = 4  # fp32 accumulators
+MIN_TILE = 16
+
+
+class TilingError(Exception):
+    """The op cannot be tiled for the device (no tile fits, a dtype the device lacks)."""
+
+
+@dataclass(frozen=True)
+class MatmulWork:
+    """``batch`` independent ``[m, k] x [k, n]`` products (``b`` is the streamed weight)."""
+
+    batch: int
+    m: int
+    n: int
+    k: int
+    a_bytes: int  # bytes per element of the activations
+    b_bytes: int  # ... of the weights
+    out_bytes: int
+    dtype: str  # tensor-engine input dtype
+    epilogue_ops: float = 0.0  # vector ops per output element
+    expert_parallel: bool = False  # batch = experts, spread over chips and cores
+    imbalance: float = 1.0  # busiest core's load / mean load (expert placement)
+
+
+@dataclass(frozen=True)
+class AttentionWork:
+    """``batch`` sequences of ``q_len`` queries x ``heads`` attending to ``kv_len`` cached
+    tokens of ``entry_bytes`` each; scores over ``k_dim`` channels, values of ``v_dim``."""
+
+    batch: int
+    q_len: int
+    heads: int
+    kv_len: int
+    k_dim: int
+    v_dim: int
+    entry_bytes: int
+    elt_bytes: int
+    dtype: str
+    context_arg: int  # the step argument holding the query positions
+
+
+@dataclass(frozen=True)
+class StreamWork:
+    """``rows`` rows streamed through the vector engine: bytes read/written and vector ops in
+    total; a row is the smallest tile. ``link_bytes`` cross chips (dispatch/combine)."""
+
+    rows: int
+    in_bytes: float
+    out_bytes: float
+    ops: float
+    link_bytes: float = 0.0
+    link_phase: str = ""
+
+
+def compute_dtype(device: Device, dtype: str, fp8_fallback: str = "") -> tuple[str, str]:
+    """The tensor-engine dtype for `dtype` inputs on `device` and a note ("" if none)."""
+    if device.core.tensor.supports(dtype):
+        return dtype, ""
+    if dtype == "fp8" and fp8_fallback and device.core.tensor.supports(fp8_fallback):
+        return fp8_fallback, f"no FP8 on {device.name}: runs at the {fp8_fallback} rate"
+    have = ", ".join(sorted(device.core.tensor.macs_per_cycle))
+    hint = (
+        " (compile with fp8_fallback='bf16' to run FP8 matmuls at the bf16 rate)"
+        if dtype == "fp8"
+        else ""
+    )
+    raise TilingError(
+        f"device '{device.name}' has no {dtype} tensor-engine rate (it has {have}){hint}"
+    )
+
+
+def _fit(sizes: list[int], floors: list[int], footprint, sram: int, what: str) -> list[int]:
+    """Halves sizes, first the first one above its floor, until `footprint(sizes)` fits in
+    `sram` (so callers order sizes by which to give up first)."""
+    sizes = list(sizes)
+    while footprint(sizes) > sram:
+        shrinkable = [i for i, (s, f) in enumerate(zip(sizes, floors)) if s > f]
+        if not shrinkable:
+            raise TilingError(
+                f"the smallest {what} tile ({'x'.join(map(str, sizes))}) needs "
+                f"{footprint(sizes)} bytes of scratchpad; the device has {sram}"
+            )
+        i = shrinkable[0]
+        sizes[i] = max(floors[i], sizes[i] // 2)
+    return sizes
+
+
+def tile_matmul(
+    w: MatmulWork, device: Device, op: str, buffers: int = 2, **extra
+) -> KernelSchedule:
+    """The schedule of `w` (see the module docstring)."""
+    if w.expert_parallel:
+        chips = min(device.chips, w.batch)
+        batch_c, m_c = math.ceil(w.batch / chips), w.m
+    else:
+        chips = min(device.chips, w.m)
+        batch_c, m_c = w.batch, math.ceil(w.m / chips)
+    rows, cols = device.core.tensor.array
+
+    def footprint(s: list[int]) -> int:
+        tm, tn, tk = s
+        return (
+            buffers * (tm * tk * w.a_bytes + tn * tk * w.b_bytes)
+            + tm * tn * ACC_BYTES
+            + buffers * tm * tn * w.out_bytes
+        )
+
+    # Give up output columns first, then depth (a whole-k activation block is loaded once),
+    # then rows.
+    floors = [min(w.n, MIN_TILE), min(w.k, MIN_TILE), min(m_c, MIN_TILE)]
+    start = [min(w.n, max(cols, 512)), min(w.k, 2048), min(m_c, max(rows, 256))]
+    tn, tk, tm = _fit(
+        start, floors, lambda s: footprint([s[2], s[0], s[1]]), device.core.sram_bytes,
+        f"{op} matmul",
+    )
+    mt, nt, kt = math.ceil(m_c / tm), math.ceil(w.n / tn), math.ceil(w.k / tk)
+    units = batch_c * mt * nt
+    cores = min(device.cores, units)
+    per_core = math.ceil(math.ceil(units / cores) * w.imbalance)
+    a_once = batch_c == 1 and mt == 1 and kt == 1
+    load = tn * tk * w.b_bytes + (0 if a_once else tm * tk * w.a_bytes)
+    once = m_c * w.k * w.a_bytes if a_once else 0
+    a_reads = cores * once if a_once else batch_c * m_c * w.k * w.a_bytes * nt
+    hbm = chips * (
+        a_reads + batch_c * w.n * w.k * w.b_bytes * mt + batch_c * m_c * w.n * w.out_bytes
+    )
+    notes = []
+    if w.imbalance != 1.0:
+        notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
+    return KernelSchedule(
+        op=op,
+        chips=chips,
+        cores=cores,
+        tiles=per_core * kt,
+        buffers=buffers,
+        sram_bytes=footprint([tm, tn, tk]),
+        load_bytes=load,
+        store_bytes=tm * tn * w.out_bytes / kt,
+        once_bytes=once,
+        matmul=Matmul(tm, tn, tk, w.dtype),
+        vector_ops=w.epilogue_ops * tm * tn / kt,
+        flops=2.0 * w.batch * w.m * w.n * w.k,
+        hbm_bytes=float(hbm),
+        notes=tuple(notes) + tuple(extra.pop("notes", ())),
+        **extra,
+    )
+
+
+def tile_attention(
+    w: AttentionWork, device: Device, op: str, buffers: int = 2, **extra
+) -> KernelSchedule:
+    """The schedule of `w` (see the module docstring)."""
+    q_block = min(w.q_len, 64)
+
+    def footprint(s: list[int]) -> int:
+        qb, tt = s
+        m = qb * w.heads
+        return (
+            buffers * tt * w.entry_bytes
+            + m * w.k_dim * w.elt_bytes
+            + m * w.v_dim * ACC_BYTES
+            + m * tt * ACC_BYTES
+        )
+
+    tt, qb = _fit(
+        [min(w.kv_len, 512), q_block],
+        [min(w.kv_len, MIN_TILE), 1],
+        lambda s: footprint([s[1], s[0]]),
+        device.core.sram_bytes,
+        f"{op} attention",
+    )
+    units = w.batch * math.ceil(w.q_len / qb)
+    chips = min(device.chips, units)
+    units_c = math.ceil(units / chips)
+    kv_tiles = math.ceil(w.kv_len / tt)
+    splits = max(1, min(device.cores // units_c, kv_tiles)) if units_c < device.cores else 1
+    cores = min(device.cores, units_c * splits)
+    per_core_kv = math.ceil(kv_tiles / splits)
+    tiles = math.ceil(units_c * splits / cores) * per_core_kv
+    m = qb * w.heads
+    q_bytes = w.batch * w.q_len * w.heads * w.k_dim * w.elt_bytes
+    out_bytes = w.batch * w.q_len * w.heads * w.v_dim * w.elt_bytes
+    hbm = units * w.kv_len * w.entry_bytes + q_bytes + out_bytes
+    notes = (
+        ["prefill attention streams the whole context per query block (no causal skipping)"]
+        if w.q_len > 1
+        else []
+    )
+    return KernelSchedule(
+        op=op,
+        chips=chips,
+        cores=cores,
+        tiles=tiles,
+        buffers=buffers,
+        sram_bytes=footprint([qb, tt]),
+        load_bytes=tt * w.entry_bytes,
+        store_bytes=m * w.v_dim * w.elt_bytes / per_core_kv,
+        once_bytes=m * w.k_dim * w.elt_bytes,
+        matmul=Matmul(m, tt, w.k_dim + w.v_dim, w.dtype),
+        vector_ops=5.0 * m * tt,
+        flops=2.0 * w.batch * w.q_len * w.heads * w.kv_len * (w.k_dim + w.v_dim),
+        hbm_bytes=float(hbm),
+        context_arg=w.context_arg,
+        context_len=w.kv_len,
+        context_tile=tt,
+        context_splits=splits,
+        notes=tuple(notes) + tuple(extra.pop("notes", ())),
+        **extra,
+    )
+
+
+def tile_stream(
+    w: StreamWork, device: Device, op: str, buffers: int = 2, **extra
+) -> KernelSchedule:
+    """The schedule of `w` (see the module docstring)."""
+    rows = max(1, w.rows)
+    chips = min(device.chips, rows)
+    rows_c = math.ceil(rows / chips)
+    cores = min(device.cores, rows_c)
+    rows_per_core = math.ceil(rows_c / cores)
+    in_row, out_row, ops_row = w.in_bytes / rows, w.out_bytes / rows, w.ops / rows
+
+    def footprint(s: list[int]) -> int:
+        return math.ceil(buffers * s[0] * (in_row + out_row))
+
+    (tile_rows,) = _fit([rows_per_core], [1], footprint, device.core.sram_bytes, f"{op} row")
+    link = w.link_bytes / chips if chips > 1 else 0.0
+    return KernelSchedule(
+        op=op,
+        chips=chips,
+        cores=cores,
+        tiles=math.ceil(rows_per_core / tile_rows),
+        buffers=buffers,
+        sram_bytes=footprint([tile_rows]),
+        load_bytes=tile_rows * in_row,
+        store_bytes=tile_rows * out_row,
+        vector_ops=tile_rows * ops_row,
+        link_bytes=link,
+        link_phase=w.link_phase if link else "",
+        hbm_bytes=float(w.in_bytes + w.out_bytes),
+        **extra,
+    )

@@ -1,0 +1,158 @@
+"""Run side of the `sim` target: reference numerics plus the timing model.
+
+Every call computes its outputs with the ops' reference semantics (FP8 through
+`torch.float8_e4m3fn`, bit for bit) and replays the kernel schedules of the plan on the
+device, appending a `CallRecord` to `report`. Artifacts compiled timing-only run without data:
+outputs are meta tensors and attention kernels cost the compiled context length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ArtifactError
+from ..interpreter import PlanInterpreter
+from ..plan import Function, Step
+from ..sim.device import Device, DeviceError, parse_device
+from ..sim.engine import CallTimeline, KernelCost, kernel_timing, simulate_kernel, trace_events
+from ..sim.records import CallRecord, SimReport
+from ..sim.schedule import KernelSchedule
+from .base import PlanExecutor
+
+_DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+    "float8_e4m3fn": torch.float8_e4m3fn,
+}
+
+
+class _ContextProbe(PlanInterpreter):
+    """Runs steps like the reference and notes the context each attention kernel attends to."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contexts: dict[int, int] = {}
+
+    def execute(self, step: Step, args: list[Any]) -> tuple[Any, ...]:
+        cost = step.cost
+        if cost and cost.get("context_arg", -1) >= 0:
+            positions = args[cost["context_arg"]]
+            self.contexts[id(step)] = int(positions.max()) + 1 if positions.numel() else 1
+        return super().execute(step, args)
+
+
+class SimExecutor(PlanExecutor):
+    """Executes `sim` artifacts and accounts their cost on the compiled device."""
+
+    name = "sim"
+    needs_weights = False
+
+    def __init__(self, artifact: Any):
+        super().__init__(artifact)
+        try:
+            self.device: Device = parse_device(
+                artifact.payload["device.toml"].decode(), "device.toml in the artifact"
+            )
+        except KeyError:
+            raise ArtifactError("sim artifact has no payload/device.toml") from None
+        except (DeviceError, UnicodeDecodeError) as err:
+            raise ArtifactError(f"sim artifact's device description is invalid: {err}") from None
+        self.schedules: dict[int, KernelSchedule] = {}
+        for fn in self.plan.functions.values():
+            for i, step in enumerate(fn.steps):
+                if step.cost is not None:
+                    try:
+                        self.schedules[id(step)] = KernelSchedule.from_json(step.cost)
+                    except (TypeError, ValueError) as err:
+                        raise ArtifactError(
+                            f"plan function '{fn.name}' step {i} ('{step.op}') has a malformed "
+                            f"kernel schedule: {err}"
+                        ) from None
+        self.timing_only = not artifact.manifest.get("weights", {}).get("present", True)
+        self.interpreter = _ContextProbe(artifact.weights, self.kernels())
+        self.detail = False  # engine-level trace events (core 0) for every kernel
+        self._costs: dict[tuple[int, int], KernelCost] = {}
+        self.report = self.new_report()
+
+    def new_report(self) -> SimReport:
+        """An empty report for this artifact's device (`report` starts as one)."""
+        memory = self.artifact.manifest.get("memory") or {}
+        kv = None
+        if memory.get("cache_values_per_token"):
+            kv = {
+                "values_per_token_per_layer": memory["cache_values_per_token"],
+                "mha_values_per_token_per_layer": memory.get("mha_values_per_token"),
+                "layers": memory.get("layers"),
+                "dtype": memory.get("cache_dtype"),
+                "batch": memory.get("batch"),
+                "context": memory.get("cache_tokens"),
+                "bytes": memory.get("cache_bytes"),
+            }
+        return SimReport(device=self.device.summary(), kv_cache=kv, timing_only=self.timing_only)
+
+    def cost_report(self) -> SimReport:
+        return self.report
+
+    def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
+        fn = self.plan.functions[entry]
+        self.interpreter.contexts = {}
+        if self.timing_only:
+            outputs = [
+                torch.empty(s.shape, dtype=_DTYPES.get(s.dtype, torch.float32), device="meta")
+                if s is not None
+                else None
+                for s in fn.output_specs
+            ]
+        else:
+            outputs = self.interpreter.run(fn, inputs)
+        self.report.calls.append(self._time(entry, fn, inputs))
+        return outputs
+
+    def _time(self, entry: str, fn: Function, inputs: list[torch.Tensor]) -> CallRecord:
+        start = self.report.cycles
+        timeline = CallTimeline(self.device)
+        ready: dict[int, float] = dict.fromkeys(fn.inputs, 0.0)
+        kernels, events = [], []
+        for step in fn.steps:
+            at = max((ready.get(v, 0.0) for v in _refs(step.args)), default=0.0)
+            end = at
+            schedule = self.schedules.get(id(step))
+            if schedule is not None:
+                context = self.interpreter.contexts.get(id(step), schedule.context_len)
+                cost = self._cost(schedule, context)
+                begin = timeline.place(at, schedule.chips, schedule.cores, cost.cycles)
+                end = begin + cost.cycles
+                kernels.append(kernel_timing(schedule.at_context(context), cost, begin, step.loc))
+                if self.detail:
+                    events += trace_events(cost, schedule, start + begin, step.op)
+            for vid in step.results:
+                if vid is not None:
+                    ready[vid] = end
+        first = inputs[0] if inputs else None
+        batch = int(first.shape[0]) if first is not None and first.dim() else 1
+        tokens = int(first.shape[1]) if first is not None and first.dim() > 1 else 1
+        return CallRecord(entry, batch, tokens, start, kernels, events)
+
+    def _cost(self, schedule: KernelSchedule, context: int) -> KernelCost:
+        key = (id(schedule), context)
+        cost = self._costs.get(key)
+        if cost is None:
+            cost = simulate_kernel(schedule.at_context(context), self.device, trace=self.detail)
+            self._costs[key] = cost
+        return cost
+
+
+def _refs(args: list) -> list[int]:
+    out = []
+    for a in args:
+        if "ref" in a:
+            out.append(a["ref"])
+        elif "list" in a:
+            out += _refs(a["list"])
+    return out

@@ -1,0 +1,316 @@
+"""Device descriptions for the `sim` target: a TOML file in, a validated frozen `Device` out.
+
+A description gives the clock, the chip and core counts, per-core engines (scratchpad, DMA,
+tensor and vector units), the chip's HBM, the chip-to-chip link and per-event energies. Key
+names carry their units (``clock_ghz``, ``sram_kib``, ``bandwidth_gbs``, ``latency_ns``); the
+dataclasses hold SI units (bytes, bytes/s, seconds). The schema is one table, `_SCHEMA`, walked
+by `_walk`; every defect is a `DeviceError` naming the file and the full key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+DTYPES = ("bf16", "fp16", "fp32", "fp8")  # tensor-engine input dtypes a device may support
+
+
+class DeviceError(InputError):
+    """A device description is unreadable, not TOML, or breaks the schema."""
+
+
+class _Bad(Exception):
+    """A schema violation; `parse_device` prefixes the file name."""
+
+
+@dataclass(frozen=True)
+class TensorEngine:
+    """The matrix unit of one core: array shape and MACs per cycle per supported dtype."""
+
+    array: tuple[int, int]
+    macs_per_cycle: dict[str, float]
+
+    def supports(self, dtype: str) -> bool:
+        """Whether the tensor engine takes `dtype` inputs."""
+        return dtype in self.macs_per_cycle
+
+
+@dataclass(frozen=True)
+class VectorEngine:
+    """The elementwise unit of one core."""
+
+    lanes: int
+    ops_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Core:
+    """One core: scratchpad, DMA engines and compute engines."""
+
+    sram_bytes: int
+    dma_engines: int
+    dma_bytes_per_cycle: float  # per engine
+    tensor: TensorEngine
+    vector: VectorEngine
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A chip's off-chip memory, shared by its cores."""
+
+    bandwidth: float  # bytes/s
+    latency_s: float
+    capacity_bytes: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """A chip's link to the other chips, per direction."""
+
+    bandwidth: float  # bytes/s
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy per event in picojoules."""
+
+    pj_per_mac: dict[str, float]  # dtype -> pJ
+    pj_per_vector_op: float
+    pj_per_byte: dict[str, float]  # memory level ("sram", "hbm", "link") -> pJ
+
+
+@dataclass(frozen=True)
+class Device:
+    """A simulated accelerator: `chips` chips of `cores` identical cores each."""
+
+    name: str
+    description: str
+    clock_ghz: float
+    chips: int
+    cores: int  # per chip
+    core: Core
+    hbm: Memory  # per chip
+    link: Link | None
+    energy: Energy
+    source: str = field(repr=False)  # the TOML text this was parsed from
+
+    @property
+    def clock_hz(self) -> float:
+        """Clock frequency in Hz."""
+        return self.clock_ghz * 1e9
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense tensor-engine FLOP/s of the whole device (all chips); 0.0 if unsupported."""
+        macs = self.core.tensor.macs_per_cycle.get(dtype, 0.0)
+        return 2.0 * macs * self.cores * self.chips * self.clock_hz
+
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        """HBM bytes per cycle of one chip."""
+        return self.hbm.bandwidth / self.clock_hz
+
+    @property
+    def link_bytes_per_cycle(self) -> float:
+        """Link bytes per cycle of one chip, each direction; 0.0 without a link."""
+        return self.link.bandwidth / self.clock_hz if self.link else 0.0
+
+    def cycles(self, seconds: float) -> float:
+        """Convert seconds to cycles."""
+        return seconds * self.clock_hz
+
+    def seconds(self, cycles: float) -> float:
+        """Convert cycles to seconds."""
+        return cycles / self.clock_hz
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures as JSON-able plain data; bandwidths, capacities and peaks are
+        for the whole device (all chips), SRAM is per core."""
+        core_cycles_per_s = self.cores * self.chips * self.clock_hz
+        return {
+            "name": self.name,
+            "description": self.description,
+            "clock_ghz": self.clock_ghz,
+            "chips": self.chips,
+            "cores": self.cores,
+            "sram_bytes": self.core.sram_bytes,
+            "hbm_bandwidth": self.hbm.bandwidth * self.chips,
+            "hbm_latency_s": self.hbm.latency_s,
+            "hbm_capacity_bytes": self.hbm.capacity_bytes * self.chips,
+            "link_bandwidth": self.link.bandwidth if self.link else None,
+            "peak_flops": {d: self.peak_flops(d) for d in self.core.tensor.macs_per_cycle},
+            "vector_ops_per_s": self.core.vector.ops_per_cycle * core_cycles_per_s,
+        }
+
+
+# --- the schema: nested tables of leaves, walked by `_walk` --------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """A scalar key: what it must be (for the message), the test, the conversion."""
+
+    what: str
+    ok: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda value: value
+
+    def check(self, key: str, value: Any) -> Any:
+        if not self.ok(value):
+            raise _Bad(f"key '{key}' must be {self.what}, got {_show(value)}")
+        return self.convert(value)
+
+
+@dataclass(frozen=True)
+class _Optional:
+    spec: Any  # a _Leaf or a nested table spec
+
+
+_TEXT = _Leaf("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+_COUNT = _Leaf("a positive integer", lambda v: _is_int(v) and v > 0)
+_POSITIVE = _Leaf("a positive number", lambda v: _is_number(v) and v > 0, float)
+_NON_NEGATIVE = _Leaf("a non-negative number", lambda v: _is_number(v) and v >= 0, float)
+_SHAPE = _Leaf(
+    "two positive integers [rows, cols]",
+    lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(d) and d > 0 for d in v),
+    tuple,
+)
+_PER_DTYPE = {d: _Optional(_POSITIVE) for d in DTYPES}
+
+_SCHEMA: dict[str, Any] = {
+    "name": _TEXT,
+    "description": _TEXT,
+    "clock_ghz": _POSITIVE,
+    "chips": _COUNT,
+    "cores": _COUNT,
+    "core": {
+        "sram_kib": _COUNT,
+        "dma_engines": _COUNT,
+        "dma_bytes_per_cycle": _POSITIVE,
+        "tensor": {"array": _SHAPE, "macs_per_cycle": _PER_DTYPE},
+        "vector": {"lanes": _COUNT, "ops_per_cycle": _POSITIVE},
+    },
+    "hbm": {"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE, "capacity_gib": _POSITIVE},
+    "link": _Optional({"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}),
+    "energy": {
+        "pj_per_mac": _PER_DTYPE,
+        "pj_per_vector_op": _POSITIVE,
+        "pj_per_byte": {"sram": _POSITIVE, "hbm": _POSITIVE, "link": _Optional(_POSITIVE)},
+    },
+}
+
+
+def _walk(value: Any, spec: _Leaf | dict[str, Any], key: str) -> Any:
+    """Check `value` against `spec` (a leaf or a table of specs); return the converted data."""
+    if isinstance(spec, _Leaf):
+        return spec.check(key, value)
+    if not isinstance(value, dict):
+        raise _Bad(f"key '{key}' must be a table, got {_show(value)}")
+    prefix = f"{key}." if key else ""
+    for name in value:
+        if name not in spec:
+            raise _Bad(f"unknown key '{prefix}{name}' (expected one of: {', '.join(spec)})")
+    out = {}
+    for name, sub in spec.items():
+        optional = isinstance(sub, _Optional)
+        if name in value:
+            out[name] = _walk(value[name], sub.spec if optional else sub, prefix + name)
+        elif not optional:
+            raise _Bad(f"missing key '{prefix}{name}'")
+    return out
+
+
+def _cross_check(raw: dict[str, Any]) -> None:
+    """The rules that relate keys to each other."""
+    macs = raw["core"]["tensor"]["macs_per_cycle"]
+    if not macs:
+        raise _Bad(f"key 'core.tensor.macs_per_cycle' must name at least one of {DTYPES}")
+    for dtype in macs:
+        if dtype not in raw["energy"]["pj_per_mac"]:
+            raise _Bad(
+                f"missing key 'energy.pj_per_mac.{dtype}' (core.tensor.macs_per_cycle has {dtype})"
+            )
+    if raw["chips"] > 1 and "link" not in raw:
+        raise _Bad(f"missing key 'link' (required when chips > 1, here {raw['chips']})")
+    if "link" in raw and "link" not in raw["energy"]["pj_per_byte"]:
+        raise _Bad("missing key 'energy.pj_per_byte.link' (required when [link] is present)")
+
+
+def _build(raw: dict[str, Any], text: str) -> Device:
+    core, hbm, link, energy = raw["core"], raw["hbm"], raw.get("link"), raw["energy"]
+    return Device(
+        name=raw["name"],
+        description=raw["description"],
+        clock_ghz=raw["clock_ghz"],
+        chips=raw["chips"],
+        cores=raw["cores"],
+        core=Core(
+            sram_bytes=core["sram_kib"] * 1024,
+            dma_engines=core["dma_engines"],
+            dma_bytes_per_cycle=core["dma_bytes_per_cycle"],
+            tensor=TensorEngine(**core["tensor"]),
+            vector=VectorEngine(**core["vector"]),
+        ),
+        hbm=Memory(
+            bandwidth=hbm["bandwidth_gbs"] * 1e9,
+            latency_s=hbm["latency_ns"] / 1e9,
+            capacity_bytes=round(hbm["capacity_gib"] * 2**30),
+        ),
+        link=Link(link["bandwidth_gbs"] * 1e9, link["latency_ns"] / 1e9) if link else None,
+        energy=Energy(**energy),
+        source=text,
+    )
+
+
+def parse_device(text: str, source: str = "<string>") -> Device:
+    """Parse and validate a device description; `source` names it in error messages.
+
+    Raises:
+        DeviceError: the text is not TOML or breaks the schema.
+    """
+    try:
+        raw = _walk(tomllib.loads(text), _SCHEMA, "")
+        _cross_check(raw)
+    except tomllib.TOMLDecodeError as e:
+        raise DeviceError(f"device file '{source}': invalid TOML: {e}") from None
+    except _Bad as e:
+        raise DeviceError(f"device file '{source}': {e}") from None
+    return _build(raw, text)
+
+
+def load_device(path: str | os.PathLike[str]) -> Device:
+    """Read and parse the device description at `path`.
+
+    Raises:
+        DeviceError: the file is unreadable, not UTF-8, not TOML, or breaks the schema.
+    """
+    label = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise DeviceError(f"device file '{label}': cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise DeviceError(f"device file '{label}': not UTF-8 text: {e.reason}") from None
+    return parse_device(text, label)

@@ -1,0 +1,258 @@
+"""The timing model: replays kernel schedules on a device, engine by engine.
+
+Per kernel, one representative core runs its tile loop as a discrete-event pipeline: every
+tile's load, matmul, vector work and store is an event on its engine (DMA-in, tensor, vector,
+DMA-out), starting when its inputs are ready and its engine is free; a load waits for a
+scratchpad buffer, freed when the compute of the tile ``buffers`` earlier ends. Every transfer
+pays the memory latency, and the chip's HBM bandwidth is shared by the cores the kernel runs on
+(contention) and split between reads and writes by their traffic. After `EXPLICIT_TILES`
+iterations the pipeline is periodic, so the rest of the loop is extended at the measured
+interval instead of being replayed tile by tile.
+
+Across kernels, `simulate_call` list-schedules them onto the chips' cores in program order:
+a kernel starts when its operands are ready and enough cores are free, so independent small
+kernels overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .device import Device
+from .records import KernelTiming, TraceEvent
+from .schedule import KernelSchedule
+
+EXPLICIT_TILES = 12
+
+
+@dataclass
+class KernelCost:
+    """The simulated cost of one kernel, independent of when it starts."""
+
+    cycles: float
+    busy: dict[str, float]  # engine -> busy cycles summed over cores
+    bytes: dict[str, float]
+    energy_pj: float
+    roofline_cycles: float
+    bound: str
+    events: list[tuple[str, str, float, float]] = field(default_factory=list)  # relative spans
+
+
+def matmul_cycles(device: Device, m: int, n: int, k: int, dtype: str) -> float:
+    """Tensor-engine cycles of one ``[m, k] x [k, n]`` tile: the array processes whole
+    ``rows x cols`` blocks, so a partial block costs a full one."""
+    tensor = device.core.tensor
+    rows, cols = tensor.array
+    padded = math.ceil(m / rows) * rows * math.ceil(n / cols) * cols * k
+    return padded / tensor.macs_per_cycle[dtype]
+
+
+def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> KernelCost:
+    """Times one kernel (see the module docstring)."""
+    core = device.core
+    latency = device.cycles(device.hbm.latency_s)
+    per_core_bw = min(
+        device.hbm_bytes_per_cycle / s.cores, core.dma_engines * core.dma_bytes_per_cycle
+    )
+    traffic = s.load_bytes + s.store_bytes
+    read_bw = per_core_bw * (s.load_bytes / traffic if traffic else 1.0)
+    write_bw = per_core_bw * (s.store_bytes / traffic if traffic else 1.0)
+    t_load = s.load_bytes / read_bw if s.load_bytes else 0.0
+    t_store = s.store_bytes / write_bw if s.store_bytes else 0.0
+    t_mma = 0.0
+    if s.matmul is not None:
+        mm = s.matmul
+        t_mma = mm.count * matmul_cycles(device, mm.m, mm.n, mm.k, mm.dtype)
+    t_vec = s.vector_ops / core.vector.ops_per_cycle if s.vector_ops else 0.0
+    events: list[tuple[str, str, float, float]] = []
+
+    # Chip-to-chip transfer before or after the loop.
+    t_link = 0.0
+    if s.link_bytes and device.link is not None and s.chips > 1:
+        t_link = device.cycles(device.link.latency_s) + s.link_bytes / device.link_bytes_per_cycle
+    start = t_link if s.link_phase == "dispatch" else 0.0
+    if t_link and trace:
+        at = 0.0 if s.link_phase == "dispatch" else None
+        if at is not None:
+            events.append(("link", "dispatch", 0.0, t_link))
+
+    # Prologue: operands every tile reuses.
+    if s.once_bytes:
+        t_once = s.once_bytes / per_core_bw + latency
+        if trace:
+            events.append(("dma in", "load once", start, t_once))
+        start += t_once
+
+    load_free = tensor_free = vector_free = store_free = start
+    compute_end: list[float] = []
+    ends: list[float] = []
+    explicit = min(s.tiles, EXPLICIT_TILES)
+    for i in range(explicit):
+        ready = compute_end[i - s.buffers] if i >= s.buffers else start
+        load_start = max(ready, load_free)
+        load_free = load_start + t_load
+        loaded = load_free + (latency if s.load_bytes else 0.0)
+        mma_start = max(loaded, tensor_free)
+        tensor_free = mma_start + t_mma
+        vec_start = max(tensor_free, vector_free)
+        vector_free = vec_start + t_vec
+        compute_end.append(vector_free)
+        store_start = max(vector_free, store_free)
+        store_free = store_start + t_store
+        ends.append(store_free + (latency if s.store_bytes else 0.0))
+        if trace:
+            for engine, name, at, dur in (
+                ("dma in", "load", load_start, t_load),
+                ("tensor", "matmul", mma_start, t_mma),
+                ("vector", "vector", vec_start, t_vec),
+                ("dma out", "store", store_start, t_store),
+            ):
+                if dur > 0:
+                    events.append((engine, f"{name} {i}", at, dur))
+    loop_end = max(ends) if ends else start
+    remaining = s.tiles - explicit
+    if remaining > 0:
+        half = explicit // 2
+        interval = (ends[-1] - ends[half - 1]) / (explicit - half)
+        if trace:
+            events.append(("steady", f"{remaining} more tiles", loop_end, remaining * interval))
+        loop_end += remaining * interval
+    cycles = loop_end
+    if t_link and s.link_phase != "dispatch":
+        if trace:
+            events.append(("link", "combine", cycles, t_link))
+        cycles += t_link
+
+    n_cores = s.cores * s.chips
+    busy = {
+        "tensor": t_mma * s.tiles * n_cores,
+        "vector": t_vec * s.tiles * n_cores,
+        # the core's share of HBM bandwidth in use (reads and writes together)
+        "dma": (traffic * s.tiles + s.once_bytes) / per_core_bw * n_cores,
+        "link": t_link * s.chips,
+    }
+    sram_traffic = s.load_bytes + s.store_bytes
+    if s.matmul is not None:
+        mm = s.matmul
+        elt = DTYPE_BYTES.get(mm.dtype, 2)
+        sram_traffic += mm.count * ((mm.m * mm.k + mm.k * mm.n) * elt + mm.m * mm.n * 4)
+    bytes_ = {
+        "hbm": s.hbm_bytes,
+        "sram": sram_traffic * s.tiles * n_cores + s.once_bytes * n_cores,
+        "link": s.link_bytes * s.chips,
+    }
+    energy = _energy(device, s, bytes_, n_cores)
+    roof = roofline_cycles(device, s)
+    return KernelCost(
+        cycles,
+        busy,
+        bytes_,
+        energy,
+        roof,
+        _bound(s, t_load, t_store, t_mma, t_vec, t_link, cycles),
+        events,
+    )
+
+
+DTYPE_BYTES = {"fp8": 1, "bf16": 2, "fp16": 2, "fp32": 4}
+
+
+def roofline_cycles(device: Device, s: KernelSchedule) -> float:
+    """The kernel's lower bound on the whole device: FLOPs at the dtype's peak, vector ops at
+    the vector peak, HBM bytes at full bandwidth, link bytes at full link bandwidth."""
+    n_cores = s.cores * s.chips
+    bounds = [s.hbm_bytes / (device.hbm_bytes_per_cycle * s.chips)]
+    if s.matmul is not None and s.flops:
+        macs_per_cycle = device.core.tensor.macs_per_cycle[s.matmul.dtype]
+        bounds.append(s.flops / (2 * macs_per_cycle * device.cores * device.chips))
+    if s.vector_ops:
+        # vector_ops is per tile; the kernel's total is at least tiles-worth on the busiest core
+        total_vector = s.vector_ops * s.tiles * n_cores
+        bounds.append(
+            total_vector / (device.core.vector.ops_per_cycle * device.cores * device.chips)
+        )
+    if s.link_bytes and device.link is not None and s.chips > 1:
+        bounds.append(s.link_bytes / device.link_bytes_per_cycle)
+    return max(bounds)
+
+
+def _bound(s: KernelSchedule, t_load, t_store, t_mma, t_vec, t_link, cycles) -> str:
+    stage = {
+        "memory": max(t_load, t_store) * s.tiles,
+        "compute": max(t_mma, t_vec) * s.tiles,
+        "link": t_link,
+    }
+    kind = max(stage, key=stage.get)
+    if cycles > 2 * stage[kind]:
+        return "latency"
+    return kind
+
+
+def _energy(device: Device, s: KernelSchedule, bytes_: dict[str, float], n_cores: int) -> float:
+    e = device.energy
+    pj = 0.0
+    if s.matmul is not None:
+        pj += s.flops / 2 * e.pj_per_mac[s.matmul.dtype]
+    pj += s.vector_ops * s.tiles * n_cores * e.pj_per_vector_op
+    for level, n in bytes_.items():
+        pj += n * e.pj_per_byte.get(level, 0.0)
+    return pj
+
+
+@dataclass
+class CallTimeline:
+    """Places kernels of one call on the cores: kernel end times and core availability."""
+
+    device: Device
+    core_free: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.core_free = [[0.0] * self.device.cores for _ in range(self.device.chips)]
+
+    def place(self, ready: float, chips: int, cores: int, cycles: float) -> float:
+        """Starts a kernel on the `cores` earliest-free cores of each of `chips` chips, no
+        earlier than `ready`; returns its start."""
+        chosen = []
+        start = ready
+        for chip in range(min(chips, self.device.chips)):
+            free = self.core_free[chip]
+            order = sorted(range(len(free)), key=free.__getitem__)[: min(cores, len(free))]
+            chosen.append((chip, order))
+            start = max(start, max(free[c] for c in order))
+        for chip, order in chosen:
+            for c in order:
+                self.core_free[chip][c] = start + cycles
+        return start
+
+
+def kernel_timing(s: KernelSchedule, cost: KernelCost, start: float, location: str) -> KernelTiming:
+    """The report record of a kernel that ran from `start`."""
+    return KernelTiming(
+        op=s.op,
+        location=location,
+        layer=s.layer,
+        start=start,
+        end=start + cost.cycles,
+        flops=s.flops,
+        bytes=cost.bytes,
+        busy=cost.busy,
+        cores=s.cores * s.chips,
+        roofline_cycles=cost.roofline_cycles,
+        bound=cost.bound,
+        sram_peak=s.sram_bytes,
+        energy_pj=cost.energy_pj,
+        dtype=s.matmul.dtype if s.matmul is not None else "",
+    )
+
+
+def trace_events(
+    cost: KernelCost, s: KernelSchedule, offset: float, label: str
+) -> list[TraceEvent]:
+    """`cost`'s engine spans (core 0 of the kernel) as trace events starting at `offset`."""
+    return [
+        TraceEvent(
+            track=f"core 0 / {engine}", name=f"{label}: {name}", start=offset + at, duration=dur
+        )
+        for engine, name, at, dur in cost.events
+    ]

@@ -58,6 +58,11 @@ class Executable:
 
         return generate(self, ids, max_new_tokens, Sampling(temperature, top_k, seed))
 
+    def report(self) -> Any | None:
+        """What every call so far cost on the target (`sim`: a `SimReport` of cycles, bytes,
+        energy per kernel), or None for targets that do not account costs."""
+        return self.executor.cost_report()
+
     def run(self, entry: str, *args: Any, **kwargs: Any) -> Any:
         """Runs entry point `entry`; outputs have the structure the model returned."""
         if entry not in self.entry_points:

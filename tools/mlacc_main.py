@@ -77,8 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--timing-only", action="store_true", help="compile without weight data")
     c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
-    c.add_argument("--device", help="device description for the target (TOML)")
+    c.add_argument(
+        "--device", help="sim target: a device preset (edge-npu, datacenter-npu, h100-like) or TOML"
+    )
     c.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
+    c.add_argument("--batch", type=int, help="built-in models: sequences per call (default 1)")
+    c.add_argument(
+        "--prompt-len", type=int, help="built-in models: tokens per prefill (default 16)"
+    )
     c.add_argument(
         "--report", action="store_true", help="print the KV-cache and weight memory report"
     )
@@ -95,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--entry", help="entry point (default: the artifact's default)")
     r.add_argument("--inputs", help=".safetensors file with inputs named arg0, arg1, ...")
     r.add_argument("-o", "--output", help="write the outputs to this .safetensors file")
+    r.add_argument("--json", metavar="FILE", help="simulating targets: write the report as JSON")
+    r.add_argument(
+        "--trace", metavar="FILE", help="simulating targets: write a Chrome/Perfetto trace"
+    )
+    r.add_argument(
+        "--roofline", metavar="PNG", help="simulating targets: plot the ops on a roofline"
+    )
+    r.add_argument("--top", type=int, default=15, help="ops listed in the report table")
     r.set_defaults(handler=_cmd_run)
 
     i = sub.add_parser("inspect", help="print an artifact's manifest or extract a section")
@@ -111,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(handler=_cmd_backends)
 
     d = sub.add_parser("demo", help="compile a tiny DeepSeek-V3 and generate a few tokens")
-    d.add_argument("--target", default="reference", help="target to run on")
+    d.add_argument("--target", default="sim", help="target to run on")
+    d.add_argument("--device", default="datacenter-npu", help="sim target: device preset or TOML")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--tokens", type=int, default=8, help="tokens to generate")
     d.set_defaults(handler=_cmd_demo)
@@ -128,12 +143,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     art = mlacc.compile(
         args.input,
+        _example_args(args),
         target=args.target,
         pipeline=args.pipeline,
         fp8=args.fp8,
         weights=weights,
         timing_only=args.timing_only,
         print_ir_after_all=args.print_ir_after_all,
+        cache_len=args.cache_len,
         progress=_progress,
         **options,
     )
@@ -152,6 +169,25 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         for line in MemoryReport(**fields).lines():
             print(f"  {line}")
     return 0
+
+
+def _example_args(args: argparse.Namespace) -> tuple | None:
+    """Example inputs of `--batch`/`--prompt-len` for a built-in model (None: its default)."""
+    if args.batch is None and args.prompt_len is None:
+        return None
+    import torch
+
+    from mlacc.frontend.models import CONFIGS
+    from mlacc.runtime.errors import InputError
+
+    if args.input not in CONFIGS:
+        raise InputError("--batch and --prompt-len apply to built-in models only")
+    for flag, value in (("--batch", args.batch), ("--prompt-len", args.prompt_len)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be positive, got {value}")
+    device = "cpu" if args.input.endswith("-tiny") else "meta"
+    shape = (args.batch or 1, args.prompt_len or 16)
+    return (torch.zeros(shape, dtype=torch.int64, device=device),)
 
 
 def _progress(line: str) -> None:
@@ -199,13 +235,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"no entry point '{entry}' (entry points: {', '.join(exe.entry_points)})"
         )
     inputs = _load_inputs(args.inputs, exe.entry_points[entry]["inputs"])
+    if (args.json or args.trace or args.roofline) and exe.report() is None:
+        raise mlacc.runtime.TargetError(
+            f"target '{exe.target}' reports no costs (--json, --trace and --roofline need a "
+            "simulating target such as sim)"
+        )
+    if args.trace:
+        exe.executor.detail = True  # engine-level spans in the trace
     start = time.perf_counter()
     outputs = exe.run(entry, *inputs)
     elapsed = time.perf_counter() - start
     flat = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     print(f"ran '{entry}' on target '{exe.target}' in {elapsed * 1e3:.1f} ms")
     for i, out in enumerate(flat):
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor) and out.device.type == "meta":
+            print(
+                f"  out{i}: {str(out.dtype).removeprefix('torch.')}{list(out.shape)} (timing only)"
+            )
+        elif isinstance(out, torch.Tensor):
             stats = (
                 f"mean {out.float().mean():.4g}, std {out.float().std():.4g}"
                 if out.numel() > 1
@@ -216,7 +263,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from safetensors.torch import save_file
 
         save_file({f"out{i}": t.contiguous() for i, t in enumerate(flat)}, args.output)
+    report = exe.report()
+    if report is not None:
+        _write_report(report, args)
     return 0
+
+
+def _write_report(report: Any, args: argparse.Namespace) -> None:
+    """The simulated cost: a table on stdout and the files asked for."""
+    import json
+
+    from mlacc.fileio import write_atomic
+    from mlacc.runtime.sim.report import format_table, plot_roofline, report_to_json, write_trace
+
+    print()
+    print(format_table(report, top=args.top))
+    if args.json:
+        write_atomic(Path(args.json), json.dumps(report_to_json(report), indent=1, allow_nan=False))
+        print(f"report: {args.json}")
+    if args.trace:
+        write_trace(report, args.trace)
+        print(f"trace: {args.trace} (open in ui.perfetto.dev or chrome://tracing)")
+    if args.roofline:
+        plot_roofline(report, args.roofline)
+        print(f"roofline: {args.roofline}")
 
 
 def _load_inputs(path: str | None, specs: list[dict]) -> list:
@@ -283,8 +353,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     prompt = torch.randint(
         0, model.config.vocab_size, (1, 8), generator=torch.Generator().manual_seed(args.seed)
     )
+    options = {"device": args.device} if args.target == "sim" else {}
     start = time.perf_counter()
-    art = mlacc.compile(model, (prompt,), target=args.target, cache_len=32)
+    art = mlacc.compile(model, (prompt,), target=args.target, cache_len=32, **options)
     compile_s = time.perf_counter() - start
     exe = art.load()
     start = time.perf_counter()
@@ -309,12 +380,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  prompt      {prompt[0].tolist()}")
     print(
         f"  generated   {out[0, prompt.shape[1] :].tolist()}  "
-        f"({args.tokens} tokens in {run_s:.2f} s, greedy)"
+        f"({args.tokens} tokens in {run_s:.2f} s wall, greedy)"
     )
+    report = exe.report()
+    if report is not None:
+        device = report.device
+        prefill = report.totals("prefill").cycles
+        print(
+            f"  simulated   {device['name']} ({device['chips']} chip(s) x {device['cores']} cores "
+            f"at {device['clock_ghz']:g} GHz): {report.cycles:,.0f} cycles "
+            f"({report.seconds() * 1e6:,.1f} us); prefill {prefill:,.0f} cycles, decode "
+            f"{report.time_per_token() * 1e6:,.2f} us/token = {report.tokens_per_second():,.0f} "
+            "tokens/s"
+        )
     print(
         f"  KV cache    {latent} values per token per layer (latent) vs {mha} for MHA with the "
         f"same heads ({mha / latent:.1f}x smaller)"
     )
+    if report is not None:
+        print("  (full report: mlacc compile ... --target sim -o x.mlacc && mlacc run x.mlacc)")
     return 0
 
 

@@ -22,10 +22,12 @@ import math
 from dataclasses import dataclass
 
 from mlacc.runtime.sim.device import Device
+from mlacc.runtime.sim.engine import matmul_cycles, tile_source
 from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
 
 ACC_BYTES = 4  # fp32 accumulators
 MIN_TILE = 16
+PIPELINE_DEPTH = 8  # streamed ops: tiles per core to aim for
 
 
 class TilingError(Exception):
@@ -112,6 +114,65 @@ def _fit(sizes: list[int], floors: list[int], footprint, sram: int, what: str) -
     return sizes
 
 
+def _pow2_upto(limit: int, floor: int) -> list[int]:
+    """Powers of two from `floor` to `limit`, plus `limit` itself."""
+    sizes, size = {limit}, floor
+    while size < limit:
+        sizes.add(size)
+        size *= 2
+    return sorted(sizes)
+
+
+_TILES: dict[tuple, tuple[int, int, int]] = {}  # (work, device text, ...) -> tile
+
+
+def _matmul_tile(w: MatmulWork, device: Device, buffers: int, m_c: int, batch_c: int):
+    """The ``(tm, tn, tk)`` tile with the least estimated time on the busiest core: every
+    candidate that fits the scratchpad is costed as tiles x max(tensor-engine cycles, load
+    cycles) — the steady state of the double-buffered loop — plus the once-loads."""
+    key = (w, device.source, buffers, m_c, batch_c)
+    if key not in _TILES:
+        _TILES[key] = _search_matmul_tile(w, device, buffers, m_c, batch_c)
+    return _TILES[key]
+
+
+def _search_matmul_tile(w: MatmulWork, device: Device, buffers: int, m_c: int, batch_c: int):
+    sram = device.core.sram_bytes
+    best, best_key = None, None
+    for tm in _pow2_upto(min(m_c, 1024), min(m_c, MIN_TILE)):
+        for tn in _pow2_upto(min(w.n, 2048), min(w.n, MIN_TILE)):
+            for tk in _pow2_upto(min(w.k, 4096), min(w.k, MIN_TILE)):
+                if _matmul_footprint(w, buffers, tm, tn, tk) > sram:
+                    continue
+                mt, nt, kt = math.ceil(m_c / tm), math.ceil(w.n / tn), math.ceil(w.k / tk)
+                units = batch_c * mt * nt
+                cores = min(device.cores, units)
+                bw, _ = tile_source(device, cores)
+                a_once = batch_c == 1 and mt == 1 and kt == 1
+                load = tn * tk * w.b_bytes + (0 if a_once else tm * tk * w.a_bytes)
+                per_tile = max(matmul_cycles(device, tm, tn, tk, w.dtype), load / bw)
+                tiles = math.ceil(units / cores) * kt
+                estimate = tiles * per_tile + (m_c * w.k * w.a_bytes / bw if a_once else 0.0)
+                key = (estimate, tiles)
+                if best_key is None or key < best_key:
+                    best, best_key = (tm, tn, tk), key
+    if best is None:
+        floor = [min(m_c, MIN_TILE), min(w.n, MIN_TILE), min(w.k, MIN_TILE)]
+        raise TilingError(
+            f"the smallest matmul tile ({'x'.join(map(str, floor))}) needs "
+            f"{_matmul_footprint(w, buffers, *floor)} bytes of scratchpad; the device has {sram}"
+        )
+    return best
+
+
+def _matmul_footprint(w: MatmulWork, buffers: int, tm: int, tn: int, tk: int) -> int:
+    return (
+        buffers * (tm * tk * w.a_bytes + tn * tk * w.b_bytes)
+        + tm * tn * ACC_BYTES
+        + buffers * tm * tn * w.out_bytes
+    )
+
+
 def tile_matmul(
     w: MatmulWork, device: Device, op: str, buffers: int = 2, **extra
 ) -> KernelSchedule:
@@ -122,24 +183,10 @@ def tile_matmul(
     else:
         chips = min(device.chips, w.m)
         batch_c, m_c = w.batch, math.ceil(w.m / chips)
-    rows, cols = device.core.tensor.array
-
-    def footprint(s: list[int]) -> int:
-        tm, tn, tk = s
-        return (
-            buffers * (tm * tk * w.a_bytes + tn * tk * w.b_bytes)
-            + tm * tn * ACC_BYTES
-            + buffers * tm * tn * w.out_bytes
-        )
-
-    # Give up output columns first, then depth (a whole-k activation block is loaded once),
-    # then rows.
-    floors = [min(w.n, MIN_TILE), min(w.k, MIN_TILE), min(m_c, MIN_TILE)]
-    start = [min(w.n, max(cols, 512)), min(w.k, 2048), min(m_c, max(rows, 256))]
-    tn, tk, tm = _fit(
-        start, floors, lambda s: footprint([s[2], s[0], s[1]]), device.core.sram_bytes,
-        f"{op} matmul",
-    )
+    try:
+        tm, tn, tk = _matmul_tile(w, device, buffers, m_c, batch_c)
+    except TilingError as err:
+        raise TilingError(f"{op}: {err}") from None
     mt, nt, kt = math.ceil(m_c / tm), math.ceil(w.n / tn), math.ceil(w.k / tk)
     units = batch_c * mt * nt
     cores = min(device.cores, units)
@@ -148,9 +195,11 @@ def tile_matmul(
     load = tn * tk * w.b_bytes + (0 if a_once else tm * tk * w.a_bytes)
     once = m_c * w.k * w.a_bytes if a_once else 0
     a_reads = cores * once if a_once else batch_c * m_c * w.k * w.a_bytes * nt
-    hbm = chips * (
+    tile_traffic = (
         a_reads + batch_c * w.n * w.k * w.b_bytes * mt + batch_c * m_c * w.n * w.out_bytes
     )
+    unique = batch_c * (m_c * w.k * w.a_bytes + w.n * w.k * w.b_bytes + m_c * w.n * w.out_bytes)
+    hbm = _hbm_traffic(device, tile_traffic, unique)
     notes = []
     if w.imbalance != 1.0:
         notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
@@ -160,17 +209,26 @@ def tile_matmul(
         cores=cores,
         tiles=per_core * kt,
         buffers=buffers,
-        sram_bytes=footprint([tm, tn, tk]),
+        sram_bytes=_matmul_footprint(w, buffers, tm, tn, tk),
         load_bytes=load,
         store_bytes=tm * tn * w.out_bytes / kt,
         once_bytes=once,
         matmul=Matmul(tm, tn, tk, w.dtype),
         vector_ops=w.epilogue_ops * tm * tn / kt,
         flops=2.0 * w.batch * w.m * w.n * w.k,
-        hbm_bytes=float(hbm),
+        hbm_bytes=float(chips * hbm),
         notes=tuple(notes) + tuple(extra.pop("notes", ())),
         **extra,
     )
+
+
+def _hbm_traffic(device: Device, tile_traffic: float, unique: float) -> float:
+    """HBM bytes of one chip: without an L2 every tile comes from HBM; with one, each byte is
+    fetched once while the working set fits the L2, and about once per L2-full of it beyond."""
+    if device.l2 is None or unique <= 0:
+        return tile_traffic
+    refetch = max(1.0, unique / device.l2.capacity_bytes)
+    return min(tile_traffic, unique * refetch)
 
 
 def tile_attention(
@@ -250,7 +308,10 @@ def tile_stream(
     def footprint(s: list[int]) -> int:
         return math.ceil(buffers * s[0] * (in_row + out_row))
 
-    (tile_rows,) = _fit([rows_per_core], [1], footprint, device.core.sram_bytes, f"{op} row")
+    # At least PIPELINE_DEPTH tiles per core when there are rows enough, so loads, vector work
+    # and stores of consecutive tiles overlap.
+    start = max(1, math.ceil(rows_per_core / PIPELINE_DEPTH))
+    (tile_rows,) = _fit([start], [1], footprint, device.core.sram_bytes, f"{op} row")
     link = w.link_bytes / chips if chips > 1 else 0.0
     return KernelSchedule(
         op=op,

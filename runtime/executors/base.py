@@ -39,6 +39,10 @@ class Executor:
         """Runs entry point `entry`; returns its flat outputs."""
         raise NotImplementedError
 
+    def cost_report(self) -> Any | None:
+        """What the calls so far cost on the target (simulating targets), or None."""
+        return None
+
 
 class PlanExecutor(Executor):
     """Executes the artifact's `payload/plan.json` with a kernel table.

@@ -63,7 +63,7 @@ class Core:
 
 @dataclass(frozen=True)
 class Memory:
-    """A chip's off-chip memory, shared by its cores."""
+    """A memory level of a chip shared by its cores: HBM, or an on-chip L2 cache."""
 
     bandwidth: float  # bytes/s
     latency_s: float
@@ -101,6 +101,7 @@ class Device:
     link: Link | None
     energy: Energy
     source: str = field(repr=False)  # the TOML text this was parsed from
+    l2: Memory | None = None  # per chip: tiles stream from here; HBM sees compulsory traffic
 
     @property
     def clock_hz(self) -> float:
@@ -116,6 +117,11 @@ class Device:
     def hbm_bytes_per_cycle(self) -> float:
         """HBM bytes per cycle of one chip."""
         return self.hbm.bandwidth / self.clock_hz
+
+    @property
+    def l2_bytes_per_cycle(self) -> float:
+        """L2 bytes per cycle of one chip; 0.0 without an L2."""
+        return self.l2.bandwidth / self.clock_hz if self.l2 else 0.0
 
     @property
     def link_bytes_per_cycle(self) -> float:
@@ -145,6 +151,8 @@ class Device:
             "hbm_latency_s": self.hbm.latency_s,
             "hbm_capacity_bytes": self.hbm.capacity_bytes * self.chips,
             "link_bandwidth": self.link.bandwidth if self.link else None,
+            "l2_bytes": self.l2.capacity_bytes * self.chips if self.l2 else None,
+            "l2_bandwidth": self.l2.bandwidth * self.chips if self.l2 else None,
             "peak_flops": {d: self.peak_flops(d) for d in self.core.tensor.macs_per_cycle},
             "vector_ops_per_s": self.core.vector.ops_per_cycle * core_cycles_per_s,
         }
@@ -213,11 +221,19 @@ _SCHEMA: dict[str, Any] = {
         "vector": {"lanes": _COUNT, "ops_per_cycle": _POSITIVE},
     },
     "hbm": {"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE, "capacity_gib": _POSITIVE},
+    "l2": _Optional(
+        {"size_mib": _POSITIVE, "bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}
+    ),
     "link": _Optional({"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}),
     "energy": {
         "pj_per_mac": _PER_DTYPE,
         "pj_per_vector_op": _POSITIVE,
-        "pj_per_byte": {"sram": _POSITIVE, "hbm": _POSITIVE, "link": _Optional(_POSITIVE)},
+        "pj_per_byte": {
+            "sram": _POSITIVE,
+            "hbm": _POSITIVE,
+            "l2": _Optional(_POSITIVE),
+            "link": _Optional(_POSITIVE),
+        },
     },
 }
 
@@ -254,12 +270,16 @@ def _cross_check(raw: dict[str, Any]) -> None:
             )
     if raw["chips"] > 1 and "link" not in raw:
         raise _Bad(f"missing key 'link' (required when chips > 1, here {raw['chips']})")
-    if "link" in raw and "link" not in raw["energy"]["pj_per_byte"]:
-        raise _Bad("missing key 'energy.pj_per_byte.link' (required when [link] is present)")
+    for level in ("link", "l2"):
+        if level in raw and level not in raw["energy"]["pj_per_byte"]:
+            raise _Bad(
+                f"missing key 'energy.pj_per_byte.{level}' (required when [{level}] is present)"
+            )
 
 
 def _build(raw: dict[str, Any], text: str) -> Device:
     core, hbm, link, energy = raw["core"], raw["hbm"], raw.get("link"), raw["energy"]
+    l2 = raw.get("l2")
     return Device(
         name=raw["name"],
         description=raw["description"],
@@ -279,6 +299,15 @@ def _build(raw: dict[str, Any], text: str) -> Device:
             capacity_bytes=round(hbm["capacity_gib"] * 2**30),
         ),
         link=Link(link["bandwidth_gbs"] * 1e9, link["latency_ns"] / 1e9) if link else None,
+        l2=(
+            Memory(
+                bandwidth=l2["bandwidth_gbs"] * 1e9,
+                latency_s=l2["latency_ns"] / 1e9,
+                capacity_bytes=round(l2["size_mib"] * 2**20),
+            )
+            if l2
+            else None
+        ),
         energy=Energy(**energy),
         source=text,
     )

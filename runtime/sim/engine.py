@@ -4,10 +4,11 @@ Per kernel, one representative core runs its tile loop as a discrete-event pipel
 tile's load, matmul, vector work and store is an event on its engine (DMA-in, tensor, vector,
 DMA-out), starting when its inputs are ready and its engine is free; a load waits for a
 scratchpad buffer, freed when the compute of the tile ``buffers`` earlier ends. Every transfer
-pays the memory latency, and the chip's HBM bandwidth is shared by the cores the kernel runs on
-(contention) and split between reads and writes by their traffic. After `EXPLICIT_TILES`
-iterations the pipeline is periodic, so the rest of the loop is extended at the measured
-interval instead of being replayed tile by tile.
+pays the memory latency, and the chip's HBM (or L2) bandwidth is shared by the cores the
+kernel runs on (contention); loads and stores of a core together move at most its share. With
+an L2, the kernel also takes at least its HBM traffic at the chip's HBM bandwidth. After
+`EXPLICIT_TILES` iterations the pipeline is periodic, so the rest of the loop is extended at
+the measured interval instead of being replayed tile by tile.
 
 Across kernels, `simulate_call` list-schedules them onto the chips' cores in program order:
 a kernel starts when its operands are ready and enough cores are free, so independent small
@@ -48,18 +49,23 @@ def matmul_cycles(device: Device, m: int, n: int, k: int, dtype: str) -> float:
     return padded / tensor.macs_per_cycle[dtype]
 
 
+def tile_source(device: Device, cores: int) -> tuple[float, float]:
+    """(bytes per cycle, latency in cycles) of one core's tile traffic when `cores` cores of a
+    chip stream at once: from the L2 when the chip has one, else from HBM, at the core's share
+    of that level's bandwidth and at most its DMA engines' rate."""
+    core = device.core
+    level = device.l2 or device.hbm
+    share = level.bandwidth / device.clock_hz / cores
+    return min(share, core.dma_engines * core.dma_bytes_per_cycle), device.cycles(level.latency_s)
+
+
 def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> KernelCost:
     """Times one kernel (see the module docstring)."""
     core = device.core
-    latency = device.cycles(device.hbm.latency_s)
-    per_core_bw = min(
-        device.hbm_bytes_per_cycle / s.cores, core.dma_engines * core.dma_bytes_per_cycle
-    )
+    per_core_bw, latency = tile_source(device, s.cores)
     traffic = s.load_bytes + s.store_bytes
-    read_bw = per_core_bw * (s.load_bytes / traffic if traffic else 1.0)
-    write_bw = per_core_bw * (s.store_bytes / traffic if traffic else 1.0)
-    t_load = s.load_bytes / read_bw if s.load_bytes else 0.0
-    t_store = s.store_bytes / write_bw if s.store_bytes else 0.0
+    t_load = s.load_bytes / per_core_bw
+    t_store = s.store_bytes / per_core_bw
     t_mma = 0.0
     if s.matmul is not None:
         mm = s.matmul
@@ -118,7 +124,17 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
         if trace:
             events.append(("steady", f"{remaining} more tiles", loop_end, remaining * interval))
         loop_end += remaining * interval
-    cycles = loop_end
+    # Loads and stores each run at the core's full share when alone (pipeline fill and
+    # drain); together they cannot move more than that share allows.
+    cycles = max(loop_end, start + traffic * s.tiles / per_core_bw + (latency if traffic else 0.0))
+    # With an L2, tiles stream from it and HBM sees the kernel's compulsory traffic: the
+    # chip's HBM bandwidth still bounds the kernel.
+    hbm_floor = 0.0
+    if device.l2 is not None and s.hbm_bytes:
+        hbm_floor = s.hbm_bytes / s.chips / device.hbm_bytes_per_cycle + device.cycles(
+            device.hbm.latency_s
+        )
+        cycles = max(cycles, start + hbm_floor)
     if t_link and s.link_phase != "dispatch":
         if trace:
             events.append(("link", "combine", cycles, t_link))
@@ -137,8 +153,10 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
         mm = s.matmul
         elt = DTYPE_BYTES.get(mm.dtype, 2)
         sram_traffic += mm.count * ((mm.m * mm.k + mm.k * mm.n) * elt + mm.m * mm.n * 4)
+    streamed = (traffic * s.tiles + s.once_bytes) * n_cores
     bytes_ = {
         "hbm": s.hbm_bytes,
+        "l2": streamed if device.l2 is not None else 0.0,
         "sram": sram_traffic * s.tiles * n_cores + s.once_bytes * n_cores,
         "link": s.link_bytes * s.chips,
     }
@@ -150,7 +168,7 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
         bytes_,
         energy,
         roof,
-        _bound(s, t_load, t_store, t_mma, t_vec, t_link, cycles),
+        _bound(s, t_load, t_store, t_mma, t_vec, t_link, hbm_floor, cycles),
         events,
     )
 
@@ -177,9 +195,9 @@ def roofline_cycles(device: Device, s: KernelSchedule) -> float:
     return max(bounds)
 
 
-def _bound(s: KernelSchedule, t_load, t_store, t_mma, t_vec, t_link, cycles) -> str:
+def _bound(s: KernelSchedule, t_load, t_store, t_mma, t_vec, t_link, hbm_floor, cycles) -> str:
     stage = {
-        "memory": max(t_load, t_store) * s.tiles,
+        "memory": max((t_load + t_store) * s.tiles, hbm_floor),
         "compute": max(t_mma, t_vec) * s.tiles,
         "link": t_link,
     }

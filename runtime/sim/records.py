@@ -2,7 +2,8 @@
 
 A *kernel* is one graph op lowered for the accelerator (one ``accel.kernel``). Times are in
 device cycles; bytes per memory level (``hbm``, ``sram``, ``link``); engine busy time is summed
-over the cores the kernel ran on. The renderers (table, JSON, trace, roofline plot) live in
+over the cores the kernel ran on (``l2``: tile traffic through the chip's L2, on devices
+that have one). The renderers (table, JSON, trace, roofline plot) live in
 `report`.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENGINES = ("tensor", "vector", "dma", "link")
-LEVELS = ("hbm", "sram", "link")
+LEVELS = ("hbm", "l2", "sram", "link")
 
 
 @dataclass

@@ -1,23 +1,31 @@
 """`--quantize-fp8`: numerics before vs after on real model structures, the IR it leaves, the
 accuracy report of `mlacc.compile(..., fp8=True)`, and its failure paths.
 
-The tiny random models are chaotic: top-k routing flips on a few tokens under any perturbation
-of a few percent (3.6% random relative noise on the weights in float32, the RMS rounding error of
-e4m3, gives a logits cosine of ~0.96 on deepseek-v3-tiny; FP8 gives ~0.95, Hugging Face V3
-~0.96). The V2 structures reach > 0.99 (reference) / ~0.99 (HF); the V3 ones are checked
-against floors just under what their weight-noise sensitivity allows (median token > 0.97).
+Two facts, measured on the `reference` target:
+
+* The tiny random-init models are chaotic: top-k routing flips on a few tokens under any
+  perturbation of a few percent (3.6% random relative noise on the weights in float32, the RMS
+  rounding error of e4m3, gives a logits cosine of ~0.96 on deepseek-v3-tiny), and a flip moves
+  the logits a lot. FP8 gives 0.950 on deepseek-v3-tiny (median token 0.984) and 0.962 on
+  Hugging Face V3 (0.979); the V2 structures reach 0.997 (reference) / 0.990 (HF, median 0.991).
+  These are checked against floors just under what their weight-noise sensitivity allows.
+* Briefly trained, the same structures clear the issue's acceptance bar, logits cosine > 0.99
+  (`BAR`), with margin: `trained_models` trains them for a few hundred steps on a synthetic
+  Markov language, and on held-out sequences of it FP8 gives 0.997 on deepseek-v3-tiny, 0.999
+  on Hugging Face V3 and V2 (median token >= 0.999); the manifest's report (synthetic inputs)
+  gives 0.997 / 0.998 / 0.998. Trained models are what that bar is about.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from trained_models import held_out, trained_reference_v3
 
 import mlacc
 from mlacc.fp8_report import compare
 from mlacc.model_input import builtin_model
 from mlacc.runtime.errors import CompileError
-from trained_models import held_out, trained_reference_v3
 
 BAR = 0.99  # the issue's acceptance bar: logits cosine > 0.99 with FP8
 
@@ -113,10 +121,12 @@ def check_trained(model, kwargs=None) -> mlacc.Artifact:
     return art
 
 
+@pytest.mark.slow  # trains the model (~10 s, once per session)
 def test_trained_reference_v3() -> None:
     check_trained(trained_reference_v3())
 
 
+@pytest.mark.slow  # trains the model (~5-10 s, once per session)
 @pytest.mark.parametrize("family", ["v3", "v2"])
 def test_trained_hugging_face(family: str) -> None:
     pytest.importorskip("transformers")

@@ -85,7 +85,9 @@ def test_h100_like_figures() -> None:
     assert h100.hbm.bandwidth == pytest.approx(3.35e12)
     assert h100.hbm_bytes_per_cycle == pytest.approx(3.35e12 / 1.83e9)
     assert h100.link_bytes_per_cycle == pytest.approx(450e9 / 1.83e9)
-    assert h100.core.sram_bytes == 228 * 1024
+    # shared memory (228 KiB) plus the register file (256 KiB) where accumulators live
+    assert h100.core.sram_bytes == 484 * 1024
+    assert h100.l2 is not None and h100.l2.capacity_bytes == 50 * 2**20
     assert h100.summary()["peak_flops"]["bf16"] == h100.peak_flops("bf16")
 
 
@@ -139,6 +141,11 @@ def test_units_and_conversions() -> None:
             "missing key 'energy.pj_per_byte.link'",
         ),
         (_edit("[core.vector]", "[core.vector]\n[core.vector.x]"), "unknown key 'core.vector.x'"),
+        (
+            _edit("[hbm]", "[l2]\nsize_mib = 8\nbandwidth_gbs = 500\nlatency_ns = 50\n\n[hbm]"),
+            "missing key 'energy.pj_per_byte.l2'",
+        ),
+        (_edit("[hbm]", "[l2]\nsize_mib = 8\n\n[hbm]"), "missing key 'l2.bandwidth_gbs'"),
         (_edit('name = "t"', "name = 3"), "'name' must be a non-empty string, got 3"),
     ],
 )
@@ -165,6 +172,14 @@ def test_multi_chip_with_link() -> None:
     assert device.link is not None
     assert device.link.bandwidth == 50e9
     assert device.peak_flops("fp8") == 2 * 128 * 2 * 4 * 1e9
+
+
+def test_l2_cache() -> None:
+    text = _edit("[hbm]", "[l2]\nsize_mib = 8\nbandwidth_gbs = 500\nlatency_ns = 50\n\n[hbm]")
+    device = parse_device(text.replace("hbm = 20.0 }", "hbm = 20.0, l2 = 2.0 }"))
+    assert device.l2 is not None and device.l2.capacity_bytes == 8 * 2**20
+    assert device.l2_bytes_per_cycle == pytest.approx(500.0)
+    assert device.summary()["l2_bandwidth"] == 500e9
 
 
 def test_invalid_toml() -> None:

@@ -40,10 +40,121 @@ def test_compile_run_inspect(tmp_path: Path) -> None:
 def test_demo_runs() -> None:
     proc = run_tool("mlacc", "demo")
     assert proc.returncode == 0, proc.stderr
+    assert "target      sim" in proc.stdout
+    assert "simulated   datacenter-npu (8 chip(s) x 4 cores at 1.5 GHz)" in proc.stdout
+    assert "us/token" in proc.stdout and "tokens/s" in proc.stdout
     # 32 + 8 latent values vs 4 heads x (16 + 8) keys + 4 x 16 values for MHA
     assert (
         "40 values per token per layer (latent) vs 160 for MHA with the same heads" in proc.stdout
     )
+
+
+def test_demo_tokens_do_not_depend_on_the_target() -> None:
+    def generated(*args: str) -> str:
+        proc = run_tool("mlacc", "demo", "--tokens", "4", *args)
+        assert proc.returncode == 0, proc.stderr
+        return next(line for line in proc.stdout.splitlines() if "generated" in line).split("(")[0]
+
+    assert generated("--target", "reference") == generated("--device", "h100-like")
+
+
+def test_sim_compile_run_report_trace_roofline(tmp_path: Path) -> None:
+    out = tmp_path / "v3.mlacc"
+    proc = run_tool(
+        "mlacc",
+        "compile",
+        "deepseek-v3-tiny",
+        "-o",
+        str(out),
+        "--device",
+        "h100-like",
+        "--batch",
+        "2",
+        "--prompt-len",
+        "8",
+        "--cache-len",
+        "64",
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = [tmp_path / n for n in ("r.json", "t.json", "roof.png")]
+    proc = run_tool(
+        "mlacc",
+        "run",
+        str(out),
+        "--entry",
+        "prefill",
+        "--json",
+        str(files[0]),
+        "--trace",
+        str(files[1]),
+        "--roofline",
+        str(files[2]),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ran 'prefill' on target 'sim'" in proc.stdout
+    assert "Simulated on h100-like" in proc.stdout and "mla.latent_attention" in proc.stdout
+    report = json.loads(files[0].read_text())
+    assert report["calls"][0]["entry"] == "prefill" and report["calls"][0]["batch"] == 2
+    trace = json.loads(files[1].read_text())
+    tracks = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "thread_name"}
+    assert any("tensor" in t for t in tracks) and any("dma in" in t for t in tracks)
+    assert files[2].read_bytes().startswith(b"\x89PNG")
+
+
+def test_timing_only_full_size_compile_and_run(tmp_path: Path) -> None:
+    out = tmp_path / "v3.mlacc"
+    proc = run_tool(
+        "mlacc",
+        "compile",
+        "deepseek-v3",
+        "--target",
+        "sim",
+        "--timing-only",
+        "-o",
+        str(out),
+        "--prompt-len",
+        "4",
+        "--cache-len",
+        "256",
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("mlacc", "run", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "(timing only)" in proc.stdout and "timing only: kernels were timed" in proc.stdout
+    assert "KV cache: 576 latent values/token/layer vs 41.0K MHA" in proc.stdout
+    assert "at batch 1, context 256" in proc.stdout  # --cache-len reached the capture
+
+
+def test_sim_errors(tmp_path: Path) -> None:
+    out = tmp_path / "x.mlacc"
+    proc = run_tool("mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--device", "tpu-v9")
+    assert_one_error_line(proc, "mlacc", "unknown device 'tpu-v9'")
+    assert not out.exists()
+    proc = run_tool(
+        "mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--device", "edge-npu", "--fp8"
+    )
+    assert_one_error_line(proc, "mlacc", "has no fp8 tensor-engine rate")
+    assert not out.exists()
+    proc = run_tool("mlacc", "compile", "x.mlir", "-o", str(out), "--batch", "2")
+    assert_one_error_line(proc, "mlacc", "--batch and --prompt-len apply to built-in models")
+    ref = tmp_path / "ref.mlacc"
+    src = tmp_path / "ok.mlir"
+    src.write_text(sample_text("torch_ops"))
+    assert (
+        run_tool(
+            "mlacc",
+            "compile",
+            str(src),
+            "-o",
+            str(ref),
+            "--target",
+            "reference",
+            "--random-weights",
+        ).returncode
+        == 0
+    )
+    proc = run_tool("mlacc", "run", str(ref), "--trace", str(tmp_path / "t.json"))
+    assert_one_error_line(proc, "mlacc", "target 'reference' reports no costs")
 
 
 def test_compile_errors(tmp_path: Path) -> None:
@@ -86,7 +197,7 @@ def test_unsupported_op_names_op_location_and_targets(tmp_path: Path) -> None:
     assert_one_error_line(
         proc,
         "mlacc",
-        "op 'fp8.quantize' is not supported by target 'example-cpu' (supported by: reference)",
+        "op 'fp8.quantize' is not supported by target 'example-cpu' (supported by: reference, sim)",
         "fp8_linear.py:1:1",
     )
 

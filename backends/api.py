@@ -10,6 +10,7 @@ conformance suite every backend runs against itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +37,7 @@ class CompileRequest:
 
     weights: dict[str, torch.Tensor]  # the model's weights by key (may be empty: timing-only)
     options: dict[str, Any]  # backend options from `mlacc.compile(..., **options)`
+    progress: Callable[[str], None] | None = None  # a line per stage of long lowerings
 
 
 class Backend:

@@ -81,7 +81,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         specs = weight_specs(module)
         given = weights if weights is not None else imported.weights
         bound = {} if timing_only else bind_weights(given, specs)
-        request = CompileRequest(weights=bound, options=dict(options))
+        request = CompileRequest(weights=bound, options=dict(options), progress=progress)
         payload = _lower(backend, module, request, repro)
         entry_points = _entry_points(module, imported.entry_points)
         memory = memory_report(module)

@@ -194,7 +194,12 @@ class _Rewrite:
             raise PassError(
                 f"{FLAG}: internal error: {y.type} replaces {self.op.results[0].type}", op=self.op
             )
-        y.owner.operation.attributes["mlacc.fp8"] = ir.StringAttr.get(", ".join(self.keys))
+        new = y.owner.operation
+        attrs = self.op.attributes
+        for i in range(len(attrs)):  # decisions of earlier passes (expert placement, ...)
+            if attrs[i].name.startswith("mlacc."):
+                new.attributes[attrs[i].name] = attrs[i].attr
+        new.attributes["mlacc.fp8"] = ir.StringAttr.get(", ".join(self.keys))
         self.op.results[0].replace_all_uses_with(y)
         none = operands[2] if not self.grouped else None
         self.op.erase()

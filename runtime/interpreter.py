@@ -20,16 +20,30 @@ class ExecutionError(MlaccError):
 
 class PlanInterpreter:
     """Runs plan functions: `mlacc.weight` binds weights, `kernels` run dialect ops, and
-    torch-dialect ops run through `torch.ops`."""
+    torch-dialect ops run through `torch.ops`.
+
+    Steps computed from weights alone (the fused gate/up concatenation, FP8 weight
+    quantization, ...) run once, on a function's first call, and their values are kept: they
+    are part of loading the weights, not of each call.
+    """
 
     def __init__(self, weights: Mapping[str, torch.Tensor], kernels: Mapping[str, Kernel]):
         self.weights = weights
         self.kernels = kernels
+        self._prepared: dict[str, dict[int, Any]] = {}  # function -> weight-only values
 
     def run(self, function: Function, inputs: list[torch.Tensor]) -> list[Any]:
         """Runs `function` on `inputs` (already validated); returns its outputs."""
-        env: dict[int, Any] = dict(zip(function.inputs, inputs))
+        prepared = self._prepared.get(function.name)
+        first_call = prepared is None
+        if first_call:
+            prepared = self._prepared[function.name] = {}
+        env: dict[int, Any] = {**prepared, **dict(zip(function.inputs, inputs))}
         for step in function.steps:
+            defined = [vid for vid in step.results if vid is not None]
+            if not first_call and defined and all(vid in prepared for vid in defined):
+                continue
+            weight_only = first_call and all(vid in prepared for vid in _refs(step.args))
             args = [_resolve(a, env) for a in step.args]
             try:
                 results = self.execute(step, args)
@@ -42,6 +56,8 @@ class PlanInterpreter:
             for vid, value in zip(step.results, results):
                 if vid is not None:
                     env[vid] = value
+                    if weight_only:
+                        prepared[vid] = value
         return [_resolve(a, env) for a in function.outputs]
 
     def execute(self, step: Step, args: list[Any]) -> tuple[Any, ...]:
@@ -53,6 +69,17 @@ class PlanInterpreter:
             out = kernel(*args, **step.attrs)
             return out if isinstance(out, tuple) else (out,)
         return call_torch_op(step.op, args)
+
+
+def _refs(args: list[Arg]) -> list[int]:
+    """The value ids `args` read (through lists)."""
+    out: list[int] = []
+    for a in args:
+        if "ref" in a:
+            out.append(a["ref"])
+        elif "list" in a:
+            out += _refs(a["list"])
+    return out
 
 
 def _resolve(arg: Arg, env: dict[int, Any]) -> Any:

@@ -8,6 +8,15 @@ public plug-in API only: `Backend`, `PlanBuilder`, and the `mlacc.passes` / `mla
 entry points.
 """
 
-from .backend import SimBackend
+from typing import Any
 
 __all__ = ["SimBackend"]
+
+
+def __getattr__(name: str) -> Any:
+    # The backend imports torch (plans, semantics); `mlacc-opt` imports `lowering` without it.
+    if name == "SimBackend":
+        from .backend import SimBackend
+
+        return SimBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

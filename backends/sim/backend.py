@@ -75,7 +75,7 @@ class SimBackend(Backend):
         except DeviceError as err:
             raise CompileError(str(err)) from None
         try:
-            lower_module(
+            kernels = lower_module(
                 module.operation,
                 device,
                 buffers=int(request.options.get("buffers", 2)),
@@ -85,6 +85,9 @@ class SimBackend(Backend):
             err_ = CompileError(str(err))
             err_.op = err.op  # the compiler names the op's source location
             raise err_ from None
+        if request.progress is not None:
+            counts = ", ".join(f"{name} {n}" for name, n in kernels.items())
+            request.progress(f"lowered for {device.name}: kernels per entry point: {counts}")
         plan, constants = build_plan(module, SimPlanBuilder())
         return Payload(
             files={

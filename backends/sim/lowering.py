@@ -80,14 +80,18 @@ def run(module: ir.Operation, options: AccelLowerOptions) -> None:
 
 def lower_module(
     module: ir.Operation, device: Device, *, buffers: int = 2, fp8_fallback: str = ""
-) -> None:
-    """Schedules each non-free op of each function with an ``accel.kernel`` for `device`."""
+) -> dict[str, int]:
+    """Schedules each non-free op of each function with an ``accel.kernel`` for `device`;
+    returns the number of kernels each function has now."""
     if not module.context.is_dialect_loaded("accel"):
         ACCEL.load()
     module.operation.attributes["accel.device"] = ir.StringAttr.get(device.name)
+    kernels = {}
     for op in module.regions[0].blocks[0].operations:
         if isinstance(op, func.FuncOp) and op.regions[0].blocks:
-            _Lowering(device, buffers, fp8_fallback).function(op)
+            name = ir.StringAttr(op.attributes["sym_name"]).value
+            kernels[name] = _Lowering(device, buffers, fp8_fallback).function(op)
+    return kernels
 
 
 class _Lowering:
@@ -98,9 +102,10 @@ class _Lowering:
         self.weight_only: set[ir.Value] = set()
         self.layer: dict[ir.Value, int] = {}
 
-    def function(self, f: func.FuncOp) -> None:
+    def function(self, f: func.FuncOp) -> int:
         ops = list(f.regions[0].blocks[0].operations)
         scheduled = {k.operands[0].owner for k in ops if k.operation.name == "accel.kernel"}
+        count = len(scheduled)
         for op in ops:
             layer = self._layer(op)
             if self._is_free(op) or op.operation in scheduled:
@@ -113,6 +118,8 @@ class _Lowering:
                     op=op,
                 ) from None
             annotate(op, schedule)
+            count += 1
+        return count
 
     def _layer(self, op: ir.OpView) -> int | None:
         layer = None

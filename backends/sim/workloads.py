@@ -186,17 +186,21 @@ def _assignments(op: ir.OpView) -> int | None:
 
 
 def _imbalance(op: ir.OpView) -> float:
-    """max / mean group load from ``mlacc.placement_load`` (uniform load without one)."""
-    if "mlacc.placement_load" not in op.attributes:
-        return 1.0
-    attr = op.attributes["mlacc.placement_load"]
-    loads = (
-        [float(ir.FloatAttr(a).value) for a in ir.ArrayAttr(attr)]
-        if isinstance(attr, ir.ArrayAttr)
-        else []
-    )
-    mean = sum(loads) / len(loads) if loads else 0.0
-    return max(loads) / mean if mean > 0 else 1.0
+    """max / mean group load of the layer's expert placement (``mlacc.placement_load``, which
+    `--moe-group-experts` puts on the layer's first grouped matmul; found through the expert
+    offsets the layer's grouped matmuls share); 1.0 (uniform) without one."""
+    carriers = [op.operation]
+    for value in op.operands:
+        carriers += [use.owner for use in value.uses]
+    for carrier in carriers:
+        if "mlacc.placement_load" in carrier.attributes:
+            loads = [
+                float(ir.FloatAttr(a).value)
+                for a in ir.ArrayAttr(carrier.attributes["mlacc.placement_load"])
+            ]
+            mean = sum(loads) / len(loads) if loads else 0.0
+            return max(loads) / mean if mean > 0 else 1.0
+    return 1.0
 
 
 def _absorb_query(op: ir.OpView, info: dict) -> Work:

@@ -22,7 +22,18 @@ def test_every_package_folder_is_listed() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             folders[".".join([package, *rel.parts])] = init.parent
-    assert sorted(folders) == sorted(setuptools["packages"])
+    # data-only folders (device presets) are listed too, with their files as package data
+    data_only = set(setuptools.get("package-data", {}))
+    assert sorted(folders) == sorted(p for p in setuptools["packages"] if p not in data_only)
+    assert data_only <= set(setuptools["packages"])
+
+
+def test_device_presets_ship_as_package_data() -> None:
+    from mlacc.backends.sim.lowering import PRESETS, presets
+
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]["mlacc.backends.sim.devices"]
+    assert data == ["*.toml"] and PRESETS.name == "devices"
+    assert presets() == ["datacenter-npu", "edge-npu", "h100-like"]
 
 
 def test_version_matches_pyproject() -> None:

@@ -247,7 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     flat = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     print(f"ran '{entry}' on target '{exe.target}' in {elapsed * 1e3:.1f} ms")
-    for i, out in enumerate(flat):
+    shown = 4 if len(flat) > 6 else len(flat)  # e.g. decode: logits + one cache per layer
+    for i, out in enumerate(flat[:shown]):
         if isinstance(out, torch.Tensor) and out.device.type == "meta":
             print(
                 f"  out{i}: {str(out.dtype).removeprefix('torch.')}{list(out.shape)} (timing only)"
@@ -259,6 +260,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 else ""
             )
             print(f"  out{i}: {str(out.dtype).removeprefix('torch.')}{list(out.shape)} {stats}")
+    if shown < len(flat):
+        print(f"  ... {len(flat) - shown} more outputs (out{shown}..out{len(flat) - 1})")
     if args.output:
         from safetensors.torch import save_file
 

@@ -122,9 +122,15 @@ class _Lowering:
         return count
 
     def _layer(self, op: ir.OpView) -> int | None:
-        layer = None
+        """The layer of the weights `op` reads (None: weights outside the layers, such as the
+        LM head); an op without weights belongs to its operands' latest layer."""
         if op.operation.name == "mlacc.weight":
             layer = layer_of_key(ir.StringAttr(op.attributes["key"]).value)
+        elif any(v in self.weight_only for v in op.operands):
+            found = [
+                self.layer[v] for v in op.operands if v in self.weight_only and v in self.layer
+            ]
+            layer = max(found) if found else None
         else:
             found = [self.layer[v] for v in op.operands if v in self.layer]
             layer = max(found) if found else None

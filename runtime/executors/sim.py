@@ -94,7 +94,13 @@ class SimExecutor(PlanExecutor):
                 "context": memory.get("cache_tokens"),
                 "bytes": memory.get("cache_bytes"),
             }
-        return SimReport(device=self.device.summary(), kv_cache=kv, timing_only=self.timing_only)
+        weights = self.artifact.manifest.get("weights", {}).get("bytes")
+        return SimReport(
+            device=self.device.summary(),
+            kv_cache=kv,
+            timing_only=self.timing_only,
+            weight_bytes=weights,
+        )
 
     def cost_report(self) -> SimReport:
         return self.report

@@ -102,6 +102,7 @@ class SimReport:
     calls: list[CallRecord] = field(default_factory=list)
     kv_cache: dict[str, Any] | None = None  # the manifest's kv_cache section, if any
     timing_only: bool = False
+    weight_bytes: float | None = None  # the compiled model's weights (after FP8), if known
 
     @property
     def clock_hz(self) -> float:

@@ -215,7 +215,26 @@ def format_table(report: SimReport, top: int = 15) -> str:
     kv = _kv_line(report.kv_cache)
     if kv:
         lines += ["", kv]
+    footprint = _footprint_line(report)
+    if footprint:
+        lines.append(footprint)
     return "\n".join(lines) + "\n"
+
+
+def _footprint_line(report: SimReport) -> str:
+    """Weights + KV cache against the device's HBM capacity (all chips)."""
+    weights = report.weight_bytes
+    if weights is None:
+        return ""
+    cache = _num((report.kv_cache or {}).get("bytes")) or 0.0
+    used = _num(weights) + cache
+    text = f"Memory: weights {_bytes(_num(weights))} + KV cache {_bytes(cache)} = {_bytes(used)}"
+    capacity = _num(report.device.get("hbm_capacity_bytes"))
+    if capacity:
+        text += f" of {_bytes(capacity)} HBM ({_pct(_ratio(used, capacity))})"
+        if used > capacity:
+            text += ": does NOT fit this device (timed as if it did)"
+    return text
 
 
 def _header_lines(report: SimReport) -> list[str]:
@@ -486,6 +505,7 @@ def report_to_json(report: SimReport) -> dict[str, Any]:
             "ops": report.by_op(),
             "layers": report.by_layer(),
             "kv_cache": report.kv_cache,
+            "weight_bytes": report.weight_bytes,
         }
     )
 

@@ -22,6 +22,37 @@ from ..runtime.plan import Arg, Function, Plan, Step, TensorSpec, lit, lst, ref
 
 CONSTANT_PREFIX = "__constant."
 
+# torch-dialect ops the builder folds into literal arguments or artifact constants (every
+# plan-based target supports them without executing anything).
+FOLDED_OPS = frozenset(
+    {
+        "torch.constant.int",
+        "torch.constant.float",
+        "torch.constant.bool",
+        "torch.constant.str",
+        "torch.constant.none",
+        "torch.constant.number",
+        "torch.constant.device",
+        "torch.prim.ListConstruct",
+        "torch.vtensor.literal",
+    }
+)
+
+
+def runs_on_reference_kernels(op_name: str) -> bool:
+    """True for ops a plan executor with the reference kernels (`PlanExecutor`) runs: dialect
+    ops with reference semantics, weights, folded constants and torch-dialect ops."""
+    from ..runtime.semantics import SEMANTICS
+    from ..runtime.torch_ops import is_torch_op
+
+    return (
+        op_name in SEMANTICS
+        or op_name == "mlacc.weight"
+        or op_name in FOLDED_OPS
+        or is_torch_op(op_name)
+    )
+
+
 _SCALAR_CONSTANTS = (
     "torch.constant.int",
     "torch.constant.float",

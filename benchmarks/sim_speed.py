@@ -27,6 +27,7 @@ import torch
 
 import mlacc
 from mlacc.model_input import builtin_model
+from mlacc.runtime.synthetic import synthetic_inputs
 
 
 def tiny(device: str) -> dict[str, Any]:
@@ -71,9 +72,7 @@ def full_size(device: str) -> dict[str, Any]:
     compile_s = time.perf_counter() - start
     exe = art.load()
     specs = exe.entry_points["decode"]["inputs"]
-    inputs = [
-        torch.empty(s["shape"], dtype=getattr(torch, s["dtype"]), device="meta") for s in specs
-    ]
+    inputs = synthetic_inputs(specs, meta=True)
     start = time.perf_counter()
     exe.run("decode", *inputs)
     simulate_s = time.perf_counter() - start

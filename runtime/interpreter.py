@@ -43,7 +43,7 @@ class PlanInterpreter:
             defined = [vid for vid in step.results if vid is not None]
             if not first_call and defined and all(vid in prepared for vid in defined):
                 continue
-            weight_only = first_call and all(vid in prepared for vid in _refs(step.args))
+            weight_only = first_call and all(vid in prepared for vid in value_refs(step.args))
             args = [_resolve(a, env) for a in step.args]
             try:
                 results = self.execute(step, args)
@@ -71,14 +71,14 @@ class PlanInterpreter:
         return call_torch_op(step.op, args)
 
 
-def _refs(args: list[Arg]) -> list[int]:
+def value_refs(args: list[Arg]) -> list[int]:
     """The value ids `args` read (through lists)."""
     out: list[int] = []
     for a in args:
         if "ref" in a:
             out.append(a["ref"])
         elif "list" in a:
-            out += _refs(a["list"])
+            out += value_refs(a["list"])
     return out
 
 

@@ -8,15 +8,20 @@ from typing import Any
 import torch
 
 
-def synthetic_inputs(specs: list[dict[str, Any]], seed: int = 0) -> list[torch.Tensor]:
+def synthetic_inputs(
+    specs: list[dict[str, Any]], seed: int = 0, *, meta: bool = False
+) -> list[torch.Tensor]:
     """Inputs matching an entry point's signature: floats N(0, 1); integers are positions
-    (0..n-1 along the last dim), which are valid token ids as well."""
+    (0..n-1 along the last dim), which are valid token ids as well. With `meta`, tensors
+    without data (for timing-only runs of full-size models)."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for spec in specs:
         shape = [1 if d is None else d for d in spec["shape"]]
         dtype = getattr(torch, spec["dtype"])
-        if dtype.is_floating_point:
+        if meta:
+            out.append(torch.empty(shape, dtype=dtype, device="meta"))
+        elif dtype.is_floating_point:
             out.append(torch.randn(shape, generator=gen).to(dtype))
         else:
             out.append(torch.arange(shape[-1] if shape else 1).expand(shape).to(dtype).clone())

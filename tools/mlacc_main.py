@@ -234,7 +234,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise mlacc.runtime.InputError(
             f"no entry point '{entry}' (entry points: {', '.join(exe.entry_points)})"
         )
-    inputs = _load_inputs(args.inputs, exe.entry_points[entry]["inputs"])
+    timing_only = not exe.manifest.get("weights", {}).get("present", True)
+    inputs = _load_inputs(args.inputs, exe.entry_points[entry]["inputs"], meta=timing_only)
     if (args.json or args.trace or args.roofline) and exe.report() is None:
         raise mlacc.runtime.TargetError(
             f"target '{exe.target}' reports no costs (--json, --trace and --roofline need a "
@@ -292,7 +293,7 @@ def _write_report(report: Any, args: argparse.Namespace) -> None:
         print(f"roofline: {args.roofline}")
 
 
-def _load_inputs(path: str | None, specs: list[dict]) -> list:
+def _load_inputs(path: str | None, specs: list[dict], meta: bool = False) -> list:
 
     from mlacc.runtime.errors import InputError
 
@@ -308,7 +309,7 @@ def _load_inputs(path: str | None, specs: list[dict]) -> list:
         return [tensors[s["name"]] for s in specs]
     from mlacc.runtime.synthetic import synthetic_inputs
 
-    return synthetic_inputs(specs)
+    return synthetic_inputs(specs, meta=meta)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

@@ -5,31 +5,14 @@ from __future__ import annotations
 import json
 
 from mlacc.backends import Backend, CompileRequest, Payload
-from mlacc.backends.plan_builder import PlanBuilder, build_plan
+from mlacc.backends.plan_builder import PlanBuilder, build_plan, runs_on_reference_kernels
 from mlacc.dialects._mlir import ir
 from mlacc.passes.registry import PassError
 from mlacc.runtime.errors import CompileError
 from mlacc.runtime.plan import Step
-from mlacc.runtime.semantics import SEMANTICS
 from mlacc.runtime.sim.device import DeviceError
-from mlacc.runtime.torch_ops import is_torch_op
 
 from .lowering import DEFAULT_DEVICE, lower_module, resolve_device, schedule_of
-
-# torch-dialect ops that become plan literals (no step, no kernel).
-_LITERAL_OPS = frozenset(
-    {
-        "torch.constant.int",
-        "torch.constant.float",
-        "torch.constant.bool",
-        "torch.constant.str",
-        "torch.constant.none",
-        "torch.constant.number",
-        "torch.constant.device",
-        "torch.prim.ListConstruct",
-        "torch.vtensor.literal",
-    }
-)
 
 OPTIONS = ("device", "buffers", "fp8_fallback")
 
@@ -56,13 +39,7 @@ class SimBackend(Backend):
     description = "simulated accelerator: device TOML, tiled accel program, cycles/bytes/energy"
 
     def supports(self, op_name: str) -> bool:
-        return (
-            op_name in SEMANTICS
-            or op_name in ("mlacc.weight", "accel.kernel")
-            or op_name.startswith("accel.")
-            or op_name in _LITERAL_OPS
-            or is_torch_op(op_name)
-        )
+        return op_name.startswith("accel.") or runs_on_reference_kernels(op_name)
 
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
         unknown = sorted(set(request.options) - set(OPTIONS))

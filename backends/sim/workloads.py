@@ -114,19 +114,32 @@ def _matmul_dtype(*infos: TensorInfo) -> str:
     return "fp32"
 
 
-def _linear(op: ir.OpView, info: dict) -> Work:
-    x, w = info["0"], info["1"]
-    out = _infos(op.results)[0]
+def _rows_times_weight(
+    x: TensorInfo,
+    w: TensorInfo,
+    out_bytes: int,
+    *,
+    n: int | None = None,
+    dtype: str = "",
+    epilogue: float = 0.0,
+) -> MatmulWork:
+    """Every row of ``x [..., k]`` times a ``[n, k]`` weight (a linear layer's shape)."""
+    k = x.shape[-1]
     return MatmulWork(
         1,
-        numel(x) // x.shape[-1],
-        w.shape[0],
-        w.shape[1],
+        numel(x) // k,
+        n or w.shape[0],
+        k,
         elt(x),
         elt(w),
-        elt(out),
-        _matmul_dtype(x, w),
+        out_bytes,
+        dtype or _matmul_dtype(x, w),
+        epilogue,
     )
+
+
+def _linear(op: ir.OpView, info: dict) -> Work:
+    return _rows_times_weight(info["0"], info["1"], elt(_infos(op.results)[0]))
 
 
 def _mm(op: ir.OpView, info: dict) -> Work:
@@ -140,11 +153,8 @@ def _mm(op: ir.OpView, info: dict) -> Work:
 
 
 def _fp8_matmul(op: ir.OpView, info: dict) -> Work:
-    x, w = info["x_q"], info["w_q"]
     out = _infos(op.results)[0]
-    return MatmulWork(
-        1, numel(x) // x.shape[-1], w.shape[0], w.shape[1], 1, 1, elt(out), "fp8", 2.0
-    )
+    return _rows_times_weight(info["x_q"], info["w_q"], elt(out), dtype="fp8", epilogue=2.0)
 
 
 def _grouped(op: ir.OpView, info: dict) -> Work:
@@ -218,49 +228,18 @@ def _absorb_output(op: ir.OpView, info: dict) -> Work:
 
 
 def _kv_expand(op: ir.OpView, info: dict) -> Work:
-    lat, w = info["latent"], info["wkv_b"]
-    out = _infos(op.results)[0]
-    return MatmulWork(
-        1,
-        numel(lat) // lat.shape[-1],
-        w.shape[0],
-        lat.shape[-1],
-        elt(lat),
-        elt(w),
-        elt(out),
-        _matmul_dtype(lat, w),
-    )
+    return _rows_times_weight(info["latent"], info["wkv_b"], elt(_infos(op.results)[0]))
 
 
 def _router(op: ir.OpView, info: dict) -> Work:
-    x, w = info["x"], info["weight"]
-    return MatmulWork(
-        1,
-        numel(x) // x.shape[-1],
-        w.shape[0],
-        w.shape[1],
-        elt(x),
-        elt(w),
-        4,
-        _matmul_dtype(x, w),
-        12.0,
-    )
+    # fp32 scores; sigmoid/softmax, bias, group and top-k selection as the epilogue
+    return _rows_times_weight(info["x"], info["weight"], 4, epilogue=12.0)
 
 
 def _mlp(op: ir.OpView, info: dict) -> Work:
     # gate, up and down as one product with the same MACs and weight bytes: [m, d] x [d, 3i]
     x, wg = info["x"], info["w_gate"]
-    return MatmulWork(
-        1,
-        numel(x) // x.shape[-1],
-        3 * wg.shape[0],
-        wg.shape[1],
-        elt(x),
-        elt(wg),
-        elt(x),
-        _matmul_dtype(x, wg),
-        5.0 / 3.0,
-    )
+    return _rows_times_weight(x, wg, elt(x), n=3 * wg.shape[0], epilogue=5.0 / 3.0)
 
 
 def _latent_attention(op: ir.OpView, info: dict) -> Work:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import ArtifactError
-from ..interpreter import PlanInterpreter
+from ..interpreter import PlanInterpreter, value_refs
 from ..plan import Function, Step
 from ..sim.device import Device, DeviceError, parse_device
 from ..sim.engine import CallTimeline, KernelCost, kernel_timing, simulate_kernel, trace_events
@@ -126,7 +126,7 @@ class SimExecutor(PlanExecutor):
         ready: dict[int, float] = dict.fromkeys(fn.inputs, 0.0)
         kernels, events = [], []
         for step in fn.steps:
-            at = max((ready.get(v, 0.0) for v in _refs(step.args)), default=0.0)
+            at = max((ready.get(v, 0.0) for v in value_refs(step.args)), default=0.0)
             end = at
             schedule = self.schedules.get(id(step))
             if schedule is not None:
@@ -152,13 +152,3 @@ class SimExecutor(PlanExecutor):
             cost = simulate_kernel(schedule.at_context(context), self.device, trace=self.detail)
             self._costs[key] = cost
         return cost
-
-
-def _refs(args: list) -> list[int]:
-    out = []
-    for a in args:
-        if "ref" in a:
-            out.append(a["ref"])
-        elif "list" in a:
-            out += _refs(a["list"])
-    return out

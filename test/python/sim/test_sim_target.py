@@ -15,6 +15,7 @@ import mlacc
 from mlacc.model_input import builtin_model
 from mlacc.runtime.artifact import Artifact, read_artifact
 from mlacc.runtime.errors import ArtifactError, CompileError
+from mlacc.runtime.synthetic import synthetic_inputs
 
 MODELS = pass_test_models()
 
@@ -106,7 +107,7 @@ def test_full_size_deepseek_v3_decode_timing_only() -> None:
     specs = exe.entry_points["decode"]["inputs"]
     exe.run(
         "decode",
-        *[torch.empty(s["shape"], dtype=getattr(torch, s["dtype"]), device="meta") for s in specs],
+        *synthetic_inputs(specs, meta=True),
     )
     report = exe.report()
     layers = {row["layer"] for row in report.by_layer()}

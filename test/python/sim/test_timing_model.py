@@ -20,6 +20,7 @@ import mlacc
 from mlacc.runtime.sim.device import parse_device
 from mlacc.runtime.sim.engine import simulate_kernel
 from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
+from mlacc.runtime.synthetic import synthetic_inputs
 
 # One chip, 4 cores, no L2: the arithmetic below is easy to follow.
 SIMPLE = """
@@ -65,7 +66,7 @@ def simulate(mlir: str, device: str | Path, **options) -> mlacc.runtime.sim.reco
     specs = exe.entry_points["forward"]["inputs"]
     exe.run(
         "forward",
-        *[torch.empty(s["shape"], dtype=getattr(torch, s["dtype"]), device="meta") for s in specs],
+        *synthetic_inputs(specs, meta=True),
     )
     return exe.report()
 

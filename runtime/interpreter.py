@@ -22,9 +22,10 @@ class PlanInterpreter:
     """Runs plan functions: `mlacc.weight` binds weights, `kernels` run dialect ops, and
     torch-dialect ops run through `torch.ops`.
 
-    Steps computed from weights alone (the fused gate/up concatenation, FP8 weight
-    quantization, ...) run once, on a function's first call, and their values are kept: they
-    are part of loading the weights, not of each call.
+    Steps computed from weights and constants alone (the fused gate/up concatenation, FP8
+    weight quantization, RoPE tables, ...) run on a function's first call and their values are
+    kept for the next calls: they prepare the weights, they are not part of each call. Random
+    and uninitialized-memory ops are never kept.
     """
 
     def __init__(self, weights: Mapping[str, torch.Tensor], kernels: Mapping[str, Kernel]):
@@ -43,7 +44,11 @@ class PlanInterpreter:
             defined = [vid for vid in step.results if vid is not None]
             if not first_call and defined and all(vid in prepared for vid in defined):
                 continue
-            weight_only = first_call and all(vid in prepared for vid in value_refs(step.args))
+            weight_only = (
+                first_call
+                and not _random(step.op)
+                and all(vid in prepared for vid in value_refs(step.args))
+            )
             args = [_resolve(a, env) for a in step.args]
             try:
                 results = self.execute(step, args)
@@ -69,6 +74,14 @@ class PlanInterpreter:
             out = kernel(*args, **step.attrs)
             return out if isinstance(out, tuple) else (out,)
         return call_torch_op(step.op, args)
+
+
+_RANDOM_OPS = ("rand", "normal", "uniform", "bernoulli", "dropout", "multinomial", "empty")
+
+
+def _random(op: str) -> bool:
+    """Ops whose result is not a function of their arguments (never prepared once)."""
+    return any(word in op for word in _RANDOM_OPS)
 
 
 def value_refs(args: list[Arg]) -> list[int]:

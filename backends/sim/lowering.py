@@ -8,14 +8,15 @@ the simulator replays, so a hand-written ``accel`` program simulates like a lowe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlacc.dialects._mlir import func, ir
 from mlacc.dialects.base import attr_to_python, python_to_attr
 from mlacc.passes.registry import PassError, option, register_pass
-from mlacc.runtime.sim.device import Device, DeviceError, load_device
-from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
+from mlacc.runtime.sim.device import DTYPES, Device, DeviceError, load_device
+from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
 
 from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
 from .tiling import (
@@ -30,6 +31,7 @@ from .tiling import (
 from .workloads import VIEW_OPS, layer_of_key, workload
 
 PRESETS = Path(__file__).parent / "devices"
+FALLBACK_DTYPES = tuple(d for d in DTYPES if d != "fp8")
 DEFAULT_DEVICE = "datacenter-npu"
 
 FREE_OPS = VIEW_OPS | {
@@ -65,8 +67,13 @@ class AccelLowerOptions:
     fp8_fallback: str = option("", "on a device without FP8, run FP8 matmuls at this dtype's rate")
 
     def __post_init__(self) -> None:
-        if self.buffers < 1:
-            raise ValueError(f"option 'buffers' must be >= 1, got {self.buffers}")
+        if not isinstance(self.buffers, int) or isinstance(self.buffers, bool) or self.buffers < 1:
+            raise ValueError(f"option 'buffers' must be an integer >= 1, got {self.buffers!r}")
+        if self.fp8_fallback not in ("", *FALLBACK_DTYPES):
+            raise ValueError(
+                f"option 'fp8-fallback' must be one of {', '.join(FALLBACK_DTYPES)} (or empty), "
+                f"got {self.fp8_fallback!r}"
+            )
 
 
 def run(module: ir.Operation, options: AccelLowerOptions) -> None:
@@ -85,7 +92,14 @@ def lower_module(
     returns the number of kernels each function has now."""
     if not module.context.is_dialect_loaded("accel"):
         ACCEL.load()
-    module.operation.attributes["accel.device"] = ir.StringAttr.get(device.name)
+    attrs = module.operation.attributes
+    if "accel.device" in attrs and ir.StringAttr(attrs["accel.device"]).value != device.name:
+        lowered = ir.StringAttr(attrs["accel.device"]).value
+        raise PassError(
+            f"the module is already lowered for device '{lowered}'; lower the graph before "
+            f"--accel-lower for '{device.name}'"
+        )
+    attrs["accel.device"] = ir.StringAttr.get(device.name)
     kernels = {}
     for op in module.regions[0].blocks[0].operations:
         if isinstance(op, func.FuncOp) and op.regions[0].blocks:
@@ -99,7 +113,8 @@ class _Lowering:
         self.device = device
         self.buffers = buffers
         self.fp8_fallback = fp8_fallback
-        self.weight_only: set[ir.Value] = set()
+        self.weight_only: set[ir.Value] = set()  # from weights and constants alone
+        self.weights: set[ir.Value] = set()  # ... and from at least one weight
         self.layer: dict[ir.Value, int] = {}
 
     def function(self, f: func.FuncOp) -> int:
@@ -126,10 +141,8 @@ class _Lowering:
         LM head); an op without weights belongs to its operands' latest layer."""
         if op.operation.name == "mlacc.weight":
             layer = layer_of_key(ir.StringAttr(op.attributes["key"]).value)
-        elif any(v in self.weight_only for v in op.operands):
-            found = [
-                self.layer[v] for v in op.operands if v in self.weight_only and v in self.layer
-            ]
+        elif any(v in self.weights for v in op.operands):
+            found = [self.layer[v] for v in op.operands if v in self.weights and v in self.layer]
             layer = max(found) if found else None
         else:
             found = [self.layer[v] for v in op.operands if v in self.layer]
@@ -148,6 +161,8 @@ class _Lowering:
             or (derived and name != "func.return")
         ):
             self.weight_only.update(op.results)
+            if name == "mlacc.weight" or any(v in self.weights for v in op.operands):
+                self.weights.update(op.results)
             return True
         if name in FREE_OPS or not op.results:
             return True
@@ -179,7 +194,6 @@ def tensor_type(t: ir.Type):
 # --- schedule <-> IR ---
 
 _KERNEL_INTS = ("chips", "cores", "tiles", "buffers", "sram_bytes")
-_OPTIONAL = ("layer", "context_arg", "context_len", "context_tile", "context_splits", "notes")
 
 
 def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
@@ -193,13 +207,12 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
             flops=ir.FloatAttr.get(ir.F64Type.get(), float(s.flops)),
             hbm_bytes=ir.FloatAttr.get(ir.F64Type.get(), float(s.hbm_bytes)),
         )
-        for key in _OPTIONAL:
-            value = getattr(s, key)
-            default = KernelSchedule.__dataclass_fields__[key].default
-            if key == "notes" and value:
-                kernel.attributes["accel.notes"] = python_to_attr(list(value))
-            elif key != "notes" and value is not None and value != default:
-                kernel.attributes[f"accel.{key}"] = python_to_attr(value)
+        if s.layer is not None:
+            kernel.attributes["accel.layer"] = python_to_attr(s.layer)
+        if s.context is not None:
+            kernel.attributes["accel.context"] = python_to_attr(dataclasses.asdict(s.context))
+        if s.notes:
+            kernel.attributes["accel.notes"] = python_to_attr(list(s.notes))
         with ir.InsertionPoint(kernel.regions[0].blocks.append()):
             if s.link_bytes and s.link_phase == "dispatch":
                 _link(s)
@@ -236,10 +249,12 @@ def schedule_of(kernel: ir.OpView) -> KernelSchedule:
     values["op"] = ir.StringAttr(attrs["op"]).value
     values["flops"] = ir.FloatAttr(attrs["flops"]).value
     values["hbm_bytes"] = ir.FloatAttr(attrs["hbm_bytes"]).value
-    for key in _OPTIONAL:
-        if f"accel.{key}" in attrs:
-            value = attr_to_python(attrs[f"accel.{key}"])
-            values[key] = tuple(value) if key == "notes" else value
+    if "accel.layer" in attrs:
+        values["layer"] = attr_to_python(attrs["accel.layer"])
+    if "accel.context" in attrs:
+        values["context"] = ContextStream(**attr_to_python(attrs["accel.context"]))
+    if "accel.notes" in attrs:
+        values["notes"] = tuple(attr_to_python(attrs["accel.notes"]))
     values.update(load_bytes=0.0, store_bytes=0.0, once_bytes=0.0, vector_ops=0.0)
     for op in kernel.regions[0].blocks[0].operations:
         name = op.operation.name

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from mlacc.runtime.sim.device import Device
 from mlacc.runtime.sim.engine import matmul_cycles, tile_source
-from mlacc.runtime.sim.schedule import KernelSchedule, Matmul
+from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
 
 ACC_BYTES = 4  # fp32 accumulators
 MIN_TILE = 16
@@ -224,7 +224,8 @@ def tile_matmul(
 
 def _hbm_traffic(device: Device, tile_traffic: float, unique: float) -> float:
     """HBM bytes of one chip: without an L2 every tile comes from HBM; with one, each byte is
-    fetched once while the working set fits the L2, and about once per L2-full of it beyond."""
+    fetched once while the working set fits the L2; beyond, every byte about (working set /
+    L2 size) times, never more than the tiles move."""
     if device.l2 is None or unique <= 0:
         return tile_traffic
     refetch = max(1.0, unique / device.l2.capacity_bytes)
@@ -235,7 +236,6 @@ def tile_attention(
     w: AttentionWork, device: Device, op: str, buffers: int = 2, **extra
 ) -> KernelSchedule:
     """The schedule of `w` (see the module docstring)."""
-    q_block = min(w.q_len, 64)
 
     def footprint(s: list[int]) -> int:
         qb, tt = s
@@ -247,10 +247,11 @@ def tile_attention(
             + m * tt * ACC_BYTES
         )
 
-    tt, qb = _fit(
-        [min(w.kv_len, 512), q_block],
-        [min(w.kv_len, MIN_TILE), 1],
-        lambda s: footprint([s[1], s[0]]),
+    # Give up query rows first: long cache tiles keep the tensor engine's columns full.
+    qb, tt = _fit(
+        [min(w.q_len, 64), min(w.kv_len, 512)],
+        [1, min(w.kv_len, MIN_TILE)],
+        footprint,
         device.core.sram_bytes,
         f"{op} attention",
     )
@@ -260,38 +261,44 @@ def tile_attention(
     kv_tiles = math.ceil(w.kv_len / tt)
     splits = max(1, min(device.cores // units_c, kv_tiles)) if units_c < device.cores else 1
     cores = min(device.cores, units_c * splits)
-    per_core_kv = math.ceil(kv_tiles / splits)
-    tiles = math.ceil(units_c * splits / cores) * per_core_kv
     m = qb * w.heads
     q_bytes = w.batch * w.q_len * w.heads * w.k_dim * w.elt_bytes
     out_bytes = w.batch * w.q_len * w.heads * w.v_dim * w.elt_bytes
-    hbm = units * w.kv_len * w.entry_bytes + q_bytes + out_bytes
+    stream = units * w.kv_len * w.entry_bytes
     notes = (
         ["prefill attention streams the whole context per query block (no causal skipping)"]
         if w.q_len > 1
         else []
     )
-    return KernelSchedule(
+    base = KernelSchedule(
         op=op,
         chips=chips,
         cores=cores,
-        tiles=tiles,
+        tiles=1,
         buffers=buffers,
         sram_bytes=footprint([qb, tt]),
-        load_bytes=tt * w.entry_bytes,
-        store_bytes=m * w.v_dim * w.elt_bytes / per_core_kv,
-        once_bytes=m * w.k_dim * w.elt_bytes,
+        load_bytes=0.0,
+        store_bytes=0.0,
         matmul=Matmul(m, tt, w.k_dim + w.v_dim, w.dtype),
-        vector_ops=5.0 * m * tt,
         flops=2.0 * w.batch * w.q_len * w.heads * w.kv_len * (w.k_dim + w.v_dim),
-        hbm_bytes=float(hbm),
-        context_arg=w.context_arg,
-        context_len=w.kv_len,
-        context_tile=tt,
-        context_splits=splits,
+        hbm_bytes=float(stream + q_bytes + out_bytes),
+        context=ContextStream(
+            arg=w.context_arg,
+            length=w.kv_len,
+            tile=tt,
+            entry_bytes=w.entry_bytes,
+            splits=splits,
+            units_per_core=math.ceil(units_c * splits / cores),
+            unit_in=float(m * w.k_dim * w.elt_bytes),
+            unit_out=float(m * w.v_dim * w.elt_bytes),
+            stream_bytes=float(stream),
+            rows=m,
+            dims=w.k_dim + w.v_dim,
+        ),
         notes=tuple(notes) + tuple(extra.pop("notes", ())),
         **extra,
     )
+    return base.with_context(w.kv_len)
 
 
 def tile_stream(
@@ -312,7 +319,10 @@ def tile_stream(
     # and stores of consecutive tiles overlap.
     start = max(1, math.ceil(rows_per_core / PIPELINE_DEPTH))
     (tile_rows,) = _fit([start], [1], footprint, device.core.sram_bytes, f"{op} row")
-    link = w.link_bytes / chips if chips > 1 else 0.0
+    # Routed rows go to the chips holding their experts (all chips, expert-parallel): each of
+    # the `chips` sending chips sends its share, less the part that stays on the chip.
+    ep = device.chips
+    link = w.link_bytes / chips * (ep - 1) / ep if ep > 1 else 0.0
     return KernelSchedule(
         op=op,
         chips=chips,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from mlacc.dialects._mlir import ir
 from mlacc.dialects.types import TensorInfo, tensor_info
 
-from .tiling import AttentionWork, MatmulWork, StreamWork
+from .tiling import AttentionWork, MatmulWork, StreamWork, TilingError
 
 Work = MatmulWork | AttentionWork | StreamWork
 
@@ -343,8 +343,21 @@ def stream(op: ir.OpView) -> StreamWork:
     return StreamWork(rows, sum(map(nbytes, ins)), sum(map(nbytes, outs)), ops)
 
 
+# Whole-layer ops as captured: the default pipeline decomposes them into ops with rules.
+NO_COST_MODEL = {
+    "mla.attention": "mla-absorb-weights",
+    "moe.experts": "moe-group-experts",
+}
+
+
 def workload(op: ir.OpView) -> Work:
-    """The work `op` asks of the device."""
+    """The work `op` asks of the device; TilingError for ops without a cost model."""
+    name = op.operation.name
+    if name in NO_COST_MODEL:
+        raise TilingError(
+            f"no cost model for the captured '{name}'; run --{NO_COST_MODEL[name]} (part of "
+            "the default pipeline) first"
+        )
     rule = RULES.get(op.operation.name)
     return rule(op, _named(op)) if rule is not None else stream(op)
 

@@ -40,9 +40,9 @@ class _ContextProbe(PlanInterpreter):
         self.contexts: dict[int, int] = {}
 
     def execute(self, step: Step, args: list[Any]) -> tuple[Any, ...]:
-        cost = step.cost
-        if cost and cost.get("context_arg", -1) >= 0:
-            positions = args[cost["context_arg"]]
+        context = (step.cost or {}).get("context")
+        if context is not None:
+            positions = args[context["arg"]]
             self.contexts[id(step)] = int(positions.max()) + 1 if positions.numel() else 1
         return super().execute(step, args)
 
@@ -68,16 +68,18 @@ class SimExecutor(PlanExecutor):
             for i, step in enumerate(fn.steps):
                 if step.cost is not None:
                     try:
-                        self.schedules[id(step)] = KernelSchedule.from_json(step.cost)
+                        schedule = KernelSchedule.from_json(step.cost)
+                        _check_fits(schedule, self.device, len(step.args))
                     except (TypeError, ValueError) as err:
                         raise ArtifactError(
                             f"plan function '{fn.name}' step {i} ('{step.op}') has a malformed "
                             f"kernel schedule: {err}"
                         ) from None
+                    self.schedules[id(step)] = schedule
         self.timing_only = not artifact.manifest.get("weights", {}).get("present", True)
         self.interpreter = _ContextProbe(artifact.weights, self.kernels())
         self.detail = False  # engine-level trace events (core 0) for every kernel
-        self._costs: dict[tuple[int, int], KernelCost] = {}
+        self._costs: dict[tuple[int, int, bool], KernelCost] = {}
         self.report = self.new_report()
 
     def new_report(self) -> SimReport:
@@ -130,7 +132,9 @@ class SimExecutor(PlanExecutor):
             end = at
             schedule = self.schedules.get(id(step))
             if schedule is not None:
-                context = self.interpreter.contexts.get(id(step), schedule.context_len)
+                context = self.interpreter.contexts.get(
+                    id(step), schedule.context.length if schedule.context else 0
+                )
                 cost = self._cost(schedule, context)
                 begin = timeline.place(at, schedule.chips, schedule.cores, cost.cycles)
                 end = begin + cost.cycles
@@ -146,9 +150,22 @@ class SimExecutor(PlanExecutor):
         return CallRecord(entry, batch, tokens, start, kernels, events)
 
     def _cost(self, schedule: KernelSchedule, context: int) -> KernelCost:
-        key = (id(schedule), context)
+        key = (id(schedule), context, self.detail)
         cost = self._costs.get(key)
         if cost is None:
             cost = simulate_kernel(schedule.at_context(context), self.device, trace=self.detail)
             self._costs[key] = cost
         return cost
+
+
+def _check_fits(s: KernelSchedule, device: Device, n_args: int) -> None:
+    """Raises ValueError when `s` asks for more than `device` has."""
+    if s.chips > device.chips or s.cores > device.cores:
+        raise ValueError(
+            f"kernel schedule uses {s.chips} chip(s) x {s.cores} cores; the device has "
+            f"{device.chips} x {device.cores}"
+        )
+    if s.matmul is not None and not device.core.tensor.supports(s.matmul.dtype):
+        raise ValueError(f"kernel schedule needs a {s.matmul.dtype} tensor engine")
+    if s.context is not None and s.context.arg >= n_args:
+        raise ValueError(f"kernel schedule context 'arg' {s.context.arg} is not an argument")

@@ -75,13 +75,11 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
 
     # Chip-to-chip transfer before or after the loop.
     t_link = 0.0
-    if s.link_bytes and device.link is not None and s.chips > 1:
+    if s.link_bytes and device.link is not None:
         t_link = device.cycles(device.link.latency_s) + s.link_bytes / device.link_bytes_per_cycle
     start = t_link if s.link_phase == "dispatch" else 0.0
-    if t_link and trace:
-        at = 0.0 if s.link_phase == "dispatch" else None
-        if at is not None:
-            events.append(("link", "dispatch", 0.0, t_link))
+    if t_link and trace and s.link_phase == "dispatch":
+        events.append(("link", "dispatch", 0.0, t_link))
 
     # Prologue: operands every tile reuses.
     if s.once_bytes:
@@ -93,7 +91,9 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
     load_free = tensor_free = vector_free = store_free = start
     compute_end: list[float] = []
     ends: list[float] = []
-    explicit = min(s.tiles, EXPLICIT_TILES)
+    # Replay enough tiles to reach the periodic steady state (a period is at most `buffers`
+    # tiles: the time for a buffer to come round), then measure whole periods.
+    explicit = min(s.tiles, max(EXPLICIT_TILES, 4 * s.buffers))
     for i in range(explicit):
         ready = compute_end[i - s.buffers] if i >= s.buffers else start
         load_start = max(ready, load_free)
@@ -119,8 +119,8 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
     loop_end = max(ends) if ends else start
     remaining = s.tiles - explicit
     if remaining > 0:
-        half = explicit // 2
-        interval = (ends[-1] - ends[half - 1]) / (explicit - half)
+        window = s.buffers * max(1, explicit // (2 * s.buffers))
+        interval = (ends[-1] - ends[-1 - window]) / window
         if trace:
             events.append(("steady", f"{remaining} more tiles", loop_end, remaining * interval))
         loop_end += remaining * interval
@@ -190,7 +190,7 @@ def roofline_cycles(device: Device, s: KernelSchedule) -> float:
         bounds.append(
             total_vector / (device.core.vector.ops_per_cycle * device.cores * device.chips)
         )
-    if s.link_bytes and device.link is not None and s.chips > 1:
+    if s.link_bytes and device.link is not None:
         bounds.append(s.link_bytes / device.link_bytes_per_cycle)
     return max(bounds)
 

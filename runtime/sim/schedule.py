@@ -37,6 +37,24 @@ class Matmul:
 
 
 @dataclass(frozen=True)
+class ContextStream:
+    """An attention kernel's cache stream: its length follows the context each call attends
+    to, so the tile count and bytes are recomputed per call (`KernelSchedule.at_context`)."""
+
+    arg: int  # the step argument holding the query positions (context = max + 1)
+    length: int  # the context the schedule's tiles, FLOPs and bytes are for
+    tile: int  # cache tokens per tile
+    entry_bytes: int  # bytes per cached token
+    splits: int  # cores sharing one sequence's cache (split-KV)
+    units_per_core: int  # (sequence, query block) units the busiest core runs
+    unit_in: float  # bytes each unit loads once (its queries)
+    unit_out: float  # bytes each unit stores once (its output)
+    stream_bytes: float  # cache bytes the whole kernel reads at `length`
+    rows: int  # query rows (query block x heads) of a tile's products
+    dims: int  # channels per cached token the products read (scores + values)
+
+
+@dataclass(frozen=True)
 class KernelSchedule:
     """Everything the simulator needs to time one kernel (per core, per tile)."""
 
@@ -56,28 +74,36 @@ class KernelSchedule:
     flops: float = 0.0  # whole kernel (all cores, chips), for the report
     hbm_bytes: float = 0.0  # whole kernel, for the report
     layer: int | None = None
-    # Attention: the loop streams the latent cache, so its length follows the context the
-    # call attends to: step argument `context_arg` holds the positions (context = max + 1).
-    context_arg: int = -1
-    context_len: int = 0  # the context `tiles`, `flops` and `hbm_bytes` were computed for
-    context_tile: int = 0  # cache tokens per tile
-    context_splits: int = 1  # cores that share one sequence's cache (split-KV)
+    context: ContextStream | None = None  # attention kernels
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def at_context(self, context: int) -> KernelSchedule:
         """This schedule for a call that attends to `context` tokens (attention kernels;
         others are returned unchanged)."""
-        if self.context_arg < 0 or context == self.context_len or context < 1:
+        if self.context is None or context == self.context.length or context < 1:
             return self
-        per_core = math.ceil(math.ceil(self.context_len / self.context_tile) / self.context_splits)
-        new_per_core = math.ceil(math.ceil(context / self.context_tile) / self.context_splits)
-        scale = context / self.context_len
+        return self.with_context(context)
+
+    def with_context(self, context: int) -> KernelSchedule:
+        """The attention loop over `context` cached tokens: per core, each of its units loads
+        its queries, streams ``ceil(context / tile) / splits`` cache tiles and stores its
+        output; the kernel's FLOPs and cache bytes scale with the context."""
+        c = self.context
+        assert c is not None
+        tokens = min(c.tile, context)
+        per_unit = math.ceil(math.ceil(context / c.tile) / c.splits)
+        scale = context / c.length
+        stream = c.stream_bytes * scale
         return replace(
             self,
-            tiles=max(1, self.tiles // per_core * new_per_core),
+            tiles=c.units_per_core * per_unit,
+            load_bytes=tokens * c.entry_bytes + c.unit_in / per_unit,
+            store_bytes=c.unit_out / per_unit,
+            matmul=replace(self.matmul, n=tokens) if self.matmul is not None else None,
+            vector_ops=5.0 * c.rows * tokens,
             flops=self.flops * scale,
-            hbm_bytes=self.hbm_bytes * scale,
-            context_len=context,
+            hbm_bytes=self.hbm_bytes - c.stream_bytes + stream,
+            context=replace(c, length=context, stream_bytes=stream),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -97,31 +123,57 @@ class KernelSchedule:
         values = dict(data)
         if values.get("matmul") is not None:
             values["matmul"] = Matmul(**values["matmul"])
+        if values.get("context") is not None:
+            values["context"] = ContextStream(**values["context"])
         values["notes"] = tuple(values.get("notes", ()))
         schedule = cls(**values)
         schedule.check()
         return schedule
 
     def check(self) -> None:
-        """Raises ValueError when a count or size is out of range."""
-        for name in ("chips", "cores", "tiles", "buffers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"kernel schedule '{name}' must be a positive integer, got {value}"
-                )
-        for name in (
-            "sram_bytes",
-            "load_bytes",
-            "store_bytes",
-            "once_bytes",
-            "vector_ops",
-            "link_bytes",
-            "flops",
-            "hbm_bytes",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"kernel schedule '{name}' must be >= 0, got {value}")
-        if self.link_phase not in ("", "dispatch", "combine"):
-            raise ValueError(f"kernel schedule 'link_phase' is '{self.link_phase}'")
+        """Raises ValueError naming the first field that is out of range or of the wrong type."""
+        _check(self, "kernel schedule", _COUNTS, _AMOUNTS)
+        if not isinstance(self.op, str) or self.link_phase not in ("", "dispatch", "combine"):
+            raise ValueError("kernel schedule 'op' or 'link_phase' is malformed")
+        if self.layer is not None and not _is_int(self.layer):
+            raise ValueError(f"kernel schedule 'layer' must be an integer, got {self.layer!r}")
+        if self.matmul is not None:
+            _check(self.matmul, "kernel schedule matmul", ("m", "n", "k", "count"), ())
+            if not isinstance(self.matmul.dtype, str):
+                raise ValueError("kernel schedule matmul 'dtype' must be a string")
+        if self.context is not None:
+            c = self.context
+            _check(c, "kernel schedule context", _CONTEXT_COUNTS, _CONTEXT_AMOUNTS)
+            if not _is_int(c.arg) or c.arg < 0:
+                raise ValueError(f"kernel schedule context 'arg' must be >= 0, got {c.arg!r}")
+
+
+_COUNTS = ("chips", "cores", "tiles", "buffers")
+_AMOUNTS = (
+    "sram_bytes",
+    "load_bytes",
+    "store_bytes",
+    "once_bytes",
+    "vector_ops",
+    "link_bytes",
+    "flops",
+    "hbm_bytes",
+)
+_CONTEXT_COUNTS = ("length", "tile", "entry_bytes", "splits", "units_per_core", "rows", "dims")
+_CONTEXT_AMOUNTS = ("unit_in", "unit_out", "stream_bytes")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(obj: Any, what: str, counts: tuple[str, ...], amounts: tuple[str, ...]) -> None:
+    for name in counts:
+        value = getattr(obj, name)
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{what} '{name}' must be a positive integer, got {value!r}")
+    for name in amounts:
+        value = getattr(obj, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{what} '{name}' must be a finite number >= 0, got {value!r}")

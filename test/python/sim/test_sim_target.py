@@ -210,3 +210,50 @@ def test_expert_placement_reaches_the_expert_kernels() -> None:
         placed, mlir = expert_cycles(DEFAULT_PIPELINE.replace("moe-group-experts", skewed), fp8)
         assert "expert placement: busiest core has 2.59x the mean load" in mlir
         assert placed > uniform
+
+
+def test_bad_options_fail_at_compile() -> None:
+    for options, message in (
+        ({"buffers": 0}, "option 'buffers' must be an integer >= 1, got 0"),
+        ({"buffers": 2.5}, "option 'buffers' must be an integer >= 1, got 2.5"),
+        ({"fp8_fallback": "int4"}, "option 'fp8-fallback' must be one of"),
+    ):
+        with pytest.raises(CompileError, match=message):
+            _tiny(timing_only=True, **options)
+
+
+def test_lowered_module_is_not_relowered_for_another_device() -> None:
+    art = _tiny(timing_only=True, device="datacenter-npu")
+    with pytest.raises(CompileError, match="already lowered for device 'datacenter-npu'"):
+        mlacc.compile(art.mlir, target="sim", pipeline="none", timing_only=True, device="edge-npu")
+    # the same device: lowering again changes nothing
+    again = mlacc.compile(art.mlir, target="sim", pipeline="none", timing_only=True)
+    assert again.mlir.count('"accel.kernel"') == art.mlir.count('"accel.kernel"')
+
+
+def test_captured_whole_layer_ops_need_the_default_pipeline() -> None:
+    from mlacc.runtime.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError, match=r"op 'mla\.attention' is not supported by target"):
+        _tiny(timing_only=True, pipeline="none")
+
+
+def test_schedule_beyond_the_device_is_an_artifact_error(tmp_path) -> None:
+    art = _tiny(timing_only=True, device="edge-npu")
+    plan = json.loads(art.payload["plan.json"])
+    step = next(s for f in plan["functions"].values() for s in f["steps"] if s.get("cost"))
+    step["cost"]["cores"] = 64
+    path = _rewrite(art, tmp_path, "plan.json", json.dumps(plan).encode())
+    with pytest.raises(ArtifactError, match="uses 1 chip\\(s\\) x 64 cores; the device has 1 x 2"):
+        mlacc.load(path)
+
+
+def test_multi_chip_moe_moves_routed_rows_over_the_links() -> None:
+    """On 8 chips, experts are spread over all of them: dispatch and combine cross the links
+    even for a single sequence (whose other kernels run on one chip)."""
+    exe = _tiny(timing_only=True, device="datacenter-npu").load()
+    exe.run("decode", *synthetic_inputs(exe.entry_points["decode"]["inputs"], meta=True))
+    kernels = exe.report().calls[0].kernels
+    for op in ("moe.dispatch", "moe.combine"):
+        assert all(k.bytes["link"] > 0 and k.busy["link"] > 0 for k in kernels if k.op == op)
+    assert exe.report().totals().bytes["link"] > 0

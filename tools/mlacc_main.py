@@ -402,7 +402,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"same heads ({mha / latent:.1f}x smaller)"
     )
     if report is not None:
-        print("  (full report: mlacc compile ... --target sim -o x.mlacc && mlacc run x.mlacc)")
+        print(
+            "  report      mlacc compile deepseek-v3-tiny -o tiny.mlacc && "
+            "mlacc run tiny.mlacc --entry decode"
+        )
     return 0
 
 

@@ -264,12 +264,11 @@ def tile_attention(
     m = qb * w.heads
     q_bytes = w.batch * w.q_len * w.heads * w.k_dim * w.elt_bytes
     out_bytes = w.batch * w.q_len * w.heads * w.v_dim * w.elt_bytes
-    stream = units * w.kv_len * w.entry_bytes
-    notes = (
-        ["prefill attention streams the whole context per query block (no causal skipping)"]
-        if w.q_len > 1
-        else []
-    )
+    # Causal: query block j sees the context up to its own positions (the last block all of
+    # it), so the average block streams kv_len - (q_len - qb) / 2 tokens.
+    span = max(0, w.q_len - qb)
+    seen = w.kv_len - span / 2
+    stream = units * seen * w.entry_bytes
     base = KernelSchedule(
         op=op,
         chips=chips,
@@ -280,7 +279,7 @@ def tile_attention(
         load_bytes=0.0,
         store_bytes=0.0,
         matmul=Matmul(m, tt, w.k_dim + w.v_dim, w.dtype),
-        flops=2.0 * w.batch * w.q_len * w.heads * w.kv_len * (w.k_dim + w.v_dim),
+        flops=2.0 * w.batch * w.q_len * w.heads * seen * (w.k_dim + w.v_dim),
         hbm_bytes=float(stream + q_bytes + out_bytes),
         context=ContextStream(
             arg=w.context_arg,
@@ -294,8 +293,8 @@ def tile_attention(
             stream_bytes=float(stream),
             rows=m,
             dims=w.k_dim + w.v_dim,
+            causal_span=span,
         ),
-        notes=tuple(notes) + tuple(extra.pop("notes", ())),
         **extra,
     )
     return base.with_context(w.kv_len)

@@ -52,6 +52,7 @@ class ContextStream:
     stream_bytes: float  # cache bytes the whole kernel reads at `length`
     rows: int  # query rows (query block x heads) of a tile's products
     dims: int  # channels per cached token the products read (scores + values)
+    causal_span: int = 0  # query positions after the first block: causal units stop earlier
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,16 @@ class KernelSchedule:
 
     def with_context(self, context: int) -> KernelSchedule:
         """The attention loop over `context` cached tokens: per core, each of its units loads
-        its queries, streams ``ceil(context / tile) / splits`` cache tiles and stores its
-        output; the kernel's FLOPs and cache bytes scale with the context."""
+        its queries, streams its share of the cache tiles it attends to and stores its output;
+        the kernel's FLOPs and cache bytes scale with the tokens attended to."""
         c = self.context
         assert c is not None
-        tokens = min(c.tile, context)
-        per_unit = math.ceil(math.ceil(context / c.tile) / c.splits)
-        scale = context / c.length
+        # Causal prefill: a query block at offset j attends to the context up to it, so the
+        # blocks of a call stream, on average, all but half the span after the first block.
+        seen = max(1.0, context - c.causal_span / 2)
+        tokens = min(c.tile, math.ceil(seen))
+        per_unit = math.ceil(math.ceil(seen / c.tile) / c.splits)
+        scale = seen / (c.length - c.causal_span / 2)
         stream = c.stream_bytes * scale
         return replace(
             self,

@@ -280,6 +280,7 @@ def _independent_bound(work, device) -> float:
         flops = 2.0 * work.batch * work.m * work.n * work.k
         return max(weights / bw, flops / (device.peak_flops("bf16") / device.clock_hz))
     if isinstance(work, AttentionWork):
+        # every sequence reads at least the cache its last query attends to
         cache = work.batch * work.kv_len * work.entry_bytes
         return cache / bw
     return (work.in_bytes + work.out_bytes) / bw
@@ -317,7 +318,7 @@ def test_random_workloads_respect_both_bounds(preset: str) -> None:
         cost = simulate_kernel(schedule, device)
         assert cost.cycles >= cost.roofline_cycles * (1 - 1e-9), (work, schedule)
         assert cost.cycles >= _independent_bound(work, device) * (1 - 1e-9), (work, schedule)
-        if isinstance(work, AttentionWork) and work.kv_len > 16:
+        if isinstance(work, AttentionWork) and work.kv_len > 16 and work.q_len == 1:
             short = schedule.at_context(16)
             short_cost = simulate_kernel(short, device)
             assert short_cost.cycles >= short_cost.roofline_cycles * (1 - 1e-9)

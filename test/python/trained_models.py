@@ -114,6 +114,10 @@ def held_out(vocab: int, n: int = 4, length: int = 64, seed: int = 999) -> torch
     return markov_tokens(vocab, n, length, seed)
 
 
+# Held-out cosine clears 0.99 for any model seed at these counts. The manifest's fp8_report,
+# on synthetic inputs (tokens 0..63 in order) the model never saw, is the fragile number: for
+# our V3 at 300 steps it is 0.997 / 0.995 / 0.983 / 0.996 for model seeds 0-3 (seed 2 reaches
+# 0.995 at 400 steps); the tests use seed 0.
 REFERENCE_V3_STEPS = 300
 HF_V3_STEPS = 200
 HF_V2_STEPS = 150

@@ -137,12 +137,12 @@ def _lower(backend, module, request, repro: Path):
     from .dialects.locations import format_location
     from .dialects.parsing import module_text
     from .fileio import write_atomic
-    from .runtime.errors import CompileError, MlaccError, UnsupportedOpError
+    from .runtime.errors import CompileError, InputError, MlaccError, UnsupportedOpError
 
     before = module_text(module)
     try:
         return backend.compile(module, request)
-    except UnsupportedOpError:
+    except (UnsupportedOpError, InputError):  # the input's fault: no reproducer to write
         raise
     except Exception as err:
         path = repro / f"mlacc-repro-{backend.name}-lowering.mlir"

@@ -8,7 +8,7 @@ from mlacc.backends import Backend, CompileRequest, Payload
 from mlacc.backends.plan_builder import PlanBuilder, build_plan, runs_on_reference_kernels
 from mlacc.dialects._mlir import ir
 from mlacc.passes.registry import PassError
-from mlacc.runtime.errors import CompileError
+from mlacc.runtime.errors import CompileError, InputError
 from mlacc.runtime.plan import Step
 from mlacc.runtime.sim.device import DeviceError
 
@@ -47,14 +47,16 @@ class SimBackend(Backend):
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
         unknown = sorted(set(request.options) - set(OPTIONS))
         if unknown:
-            raise CompileError(
+            raise InputError(
                 f"target 'sim' has no option '{unknown[0]}' (options: {', '.join(OPTIONS)})"
             )
         try:
             options = AccelLowerOptions(**request.options)
             device = resolve_device(str(options.device))
         except (ValueError, DeviceError) as err:
-            raise CompileError(str(err).replace("option '", "target 'sim' option '", 1)) from None
+            if isinstance(err, DeviceError):
+                raise
+            raise InputError(str(err).replace("option '", "target 'sim' option '", 1)) from None
         try:
             kernels = lower_module(
                 module.operation, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback

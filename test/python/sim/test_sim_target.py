@@ -14,7 +14,7 @@ from model_runs import pass_test_models, prefill_then_decode, rel_err
 import mlacc
 from mlacc.model_input import builtin_model
 from mlacc.runtime.artifact import Artifact, read_artifact
-from mlacc.runtime.errors import ArtifactError, CompileError
+from mlacc.runtime.errors import ArtifactError, CompileError, InputError
 from mlacc.runtime.synthetic import synthetic_inputs
 
 MODELS = pass_test_models()
@@ -128,9 +128,10 @@ def _tiny(**options) -> Artifact:
     return mlacc.compile(model, (torch.zeros(1, 4, dtype=torch.int64),), target="sim", **options)
 
 
-def test_unknown_device() -> None:
-    with pytest.raises(CompileError, match="unknown device 'tpu-v9'"):
-        _tiny(device="tpu-v9")
+def test_unknown_device(tmp_path) -> None:
+    with pytest.raises(InputError, match="unknown device 'tpu-v9'"):
+        _tiny(device="tpu-v9", repro_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # the input's fault: no reproducer
 
 
 def test_invalid_device_file_names_the_key(tmp_path) -> None:
@@ -139,19 +140,20 @@ def test_invalid_device_file_names_the_key(tmp_path) -> None:
     preset = Path(mlacc.backends.sim.lowering.PRESETS) / "edge-npu.toml"
     bad = tmp_path / "bad.toml"
     bad.write_text(preset.read_text().replace("lanes = ", "lanes = -"))
-    with pytest.raises(CompileError, match=r"key 'core\.vector\.lanes' must be a positive integer"):
+    with pytest.raises(InputError, match=r"key 'core\.vector\.lanes' must be a positive integer"):
         _tiny(device=str(bad))
 
 
-def test_fp8_on_a_device_without_fp8() -> None:
+def test_fp8_on_a_device_without_fp8(tmp_path) -> None:
     with pytest.raises(CompileError, match="has no fp8 tensor-engine rate"):
-        _tiny(device="edge-npu", fp8=True, timing_only=True)
+        _tiny(device="edge-npu", fp8=True, timing_only=True, repro_dir=tmp_path)
+    assert (tmp_path / "mlacc-repro-sim-lowering.mlir").is_file()  # a lowering failure
     art = _tiny(device="edge-npu", fp8=True, timing_only=True, fp8_fallback="bf16")
     assert "no FP8 on edge-npu: runs at the bf16 rate" in art.mlir
 
 
 def test_unknown_option() -> None:
-    with pytest.raises(CompileError, match="target 'sim' has no option 'cores'"):
+    with pytest.raises(InputError, match="target 'sim' has no option 'cores'"):
         _tiny(cores=4)
 
 
@@ -212,20 +214,28 @@ def test_expert_placement_reaches_the_expert_kernels() -> None:
         assert placed > uniform
 
 
-def test_bad_options_fail_at_compile() -> None:
+def test_bad_options_fail_at_compile(tmp_path) -> None:
     for options, message in (
         ({"buffers": 0}, "option 'buffers' must be an integer >= 1, got 0"),
         ({"buffers": 2.5}, "option 'buffers' must be an integer >= 1, got 2.5"),
         ({"fp8_fallback": "int4"}, "option 'fp8-fallback' must be one of"),
     ):
-        with pytest.raises(CompileError, match=message):
-            _tiny(timing_only=True, **options)
+        with pytest.raises(InputError, match=message):
+            _tiny(timing_only=True, repro_dir=tmp_path, **options)
+    assert not list(tmp_path.iterdir())
 
 
-def test_lowered_module_is_not_relowered_for_another_device() -> None:
+def test_lowered_module_is_not_relowered_for_another_device(tmp_path) -> None:
     art = _tiny(timing_only=True, device="datacenter-npu")
     with pytest.raises(CompileError, match="already lowered for device 'datacenter-npu'"):
-        mlacc.compile(art.mlir, target="sim", pipeline="none", timing_only=True, device="edge-npu")
+        mlacc.compile(
+            art.mlir,
+            target="sim",
+            pipeline="none",
+            timing_only=True,
+            device="edge-npu",
+            repro_dir=tmp_path,
+        )
     # the same device: lowering again changes nothing
     again = mlacc.compile(art.mlir, target="sim", pipeline="none", timing_only=True)
     assert again.mlir.count('"accel.kernel"') == art.mlir.count('"accel.kernel"')

@@ -131,10 +131,18 @@ def test_sim_errors(tmp_path: Path) -> None:
     assert_one_error_line(proc, "mlacc", "unknown device 'tpu-v9'")
     assert not out.exists()
     proc = run_tool(
-        "mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--device", "edge-npu", "--fp8"
+        "mlacc",
+        "compile",
+        "deepseek-v3-tiny",
+        "-o",
+        str(out),
+        "--device",
+        "edge-npu",
+        "--fp8",
+        cwd=tmp_path,
     )
     assert_one_error_line(proc, "mlacc", "has no fp8 tensor-engine rate")
-    assert not out.exists()
+    assert not out.exists() and (tmp_path / "mlacc-repro-sim-lowering.mlir").is_file()
     proc = run_tool("mlacc", "compile", "x.mlir", "-o", str(out), "--batch", "2")
     assert_one_error_line(proc, "mlacc", "--batch and --prompt-len apply to built-in models")
     ref = tmp_path / "ref.mlacc"

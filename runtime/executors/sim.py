@@ -79,7 +79,7 @@ class SimExecutor(PlanExecutor):
         self.timing_only = not artifact.manifest.get("weights", {}).get("present", True)
         self.interpreter = _ContextProbe(artifact.weights, self.kernels())
         self.detail = False  # engine-level trace events (core 0) for every kernel
-        self._costs: dict[tuple[int, int, bool], KernelCost] = {}
+        self._costs: dict[tuple[int, int, int, bool], KernelCost] = {}
         self.report = self.new_report()
 
     def new_report(self) -> SimReport:
@@ -135,8 +135,10 @@ class SimExecutor(PlanExecutor):
                 context = self.interpreter.contexts.get(
                     id(step), schedule.context.length if schedule.context else 0
                 )
-                cost = self._cost(schedule, context)
-                begin = timeline.place(at, schedule.chips, schedule.cores, cost.cycles)
+                begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
+                sharing = schedule.cores + timeline.streaming_cores(begin)
+                cost = self._cost(schedule, context, sharing)
+                timeline.commit(chosen, begin + cost.cycles)
                 end = begin + cost.cycles
                 kernels.append(kernel_timing(schedule.at_context(context), cost, begin, step.loc))
                 if self.detail:
@@ -149,11 +151,13 @@ class SimExecutor(PlanExecutor):
         tokens = int(first.shape[1]) if first is not None and first.dim() > 1 else 1
         return CallRecord(entry, batch, tokens, start, kernels, events)
 
-    def _cost(self, schedule: KernelSchedule, context: int) -> KernelCost:
-        key = (id(schedule), context, self.detail)
+    def _cost(self, schedule: KernelSchedule, context: int, streaming: int) -> KernelCost:
+        key = (id(schedule), context, streaming, self.detail)
         cost = self._costs.get(key)
         if cost is None:
-            cost = simulate_kernel(schedule.at_context(context), self.device, trace=self.detail)
+            cost = simulate_kernel(
+                schedule.at_context(context), self.device, self.detail, streaming
+            )
             self._costs[key] = cost
         return cost
 

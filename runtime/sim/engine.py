@@ -10,9 +10,10 @@ an L2, the kernel also takes at least its HBM traffic at the chip's HBM bandwidt
 `EXPLICIT_TILES` iterations the pipeline is periodic, so the rest of the loop is extended at
 the measured interval instead of being replayed tile by tile.
 
-Across kernels, `simulate_call` list-schedules them onto the chips' cores in program order:
-a kernel starts when its operands are ready and enough cores are free, so independent small
-kernels overlap.
+Across kernels, the executor list-schedules them onto the chips' cores in program order
+(`CallTimeline`): a kernel starts when its operands are ready and enough cores are free, so
+independent small kernels overlap, and a kernel that starts while others run shares the chip's
+bandwidth with their cores too.
 """
 
 from __future__ import annotations
@@ -59,10 +60,15 @@ def tile_source(device: Device, cores: int) -> tuple[float, float]:
     return min(share, core.dma_engines * core.dma_bytes_per_cycle), device.cycles(level.latency_s)
 
 
-def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> KernelCost:
-    """Times one kernel (see the module docstring)."""
+def simulate_kernel(
+    s: KernelSchedule, device: Device, trace: bool = False, streaming_cores: int = 0
+) -> KernelCost:
+    """Times one kernel (see the module docstring). `streaming_cores`: the cores of its chip
+    streaming memory while it runs, its own included (default: its own); they share the
+    chip's bandwidth."""
     core = device.core
-    per_core_bw, latency = tile_source(device, s.cores)
+    streaming = max(streaming_cores, s.cores)
+    per_core_bw, latency = tile_source(device, streaming)
     traffic = s.load_bytes + s.store_bytes
     t_load = s.load_bytes / per_core_bw
     t_store = s.store_bytes / per_core_bw
@@ -131,9 +137,8 @@ def simulate_kernel(s: KernelSchedule, device: Device, trace: bool = False) -> K
     # chip's HBM bandwidth still bounds the kernel.
     hbm_floor = 0.0
     if device.l2 is not None and s.hbm_bytes:
-        hbm_floor = s.hbm_bytes / s.chips / device.hbm_bytes_per_cycle + device.cycles(
-            device.hbm.latency_s
-        )
+        share = device.hbm_bytes_per_cycle * s.cores / streaming
+        hbm_floor = s.hbm_bytes / s.chips / share + device.cycles(device.hbm.latency_s)
         cycles = max(cycles, start + hbm_floor)
     if t_link and s.link_phase != "dispatch":
         if trace:
@@ -220,17 +225,20 @@ def _energy(device: Device, s: KernelSchedule, bytes_: dict[str, float], n_cores
 
 @dataclass
 class CallTimeline:
-    """Places kernels of one call on the cores: kernel end times and core availability."""
+    """Places kernels of one call on the cores: which core is free when, and which kernels
+    are still streaming memory at a given time (they share the chip's bandwidth)."""
 
     device: Device
     core_free: list[list[float]] = field(default_factory=list)
+    running: list[list[tuple[float, int]]] = field(default_factory=list)  # chip -> (end, cores)
 
     def __post_init__(self) -> None:
         self.core_free = [[0.0] * self.device.cores for _ in range(self.device.chips)]
+        self.running = [[] for _ in range(self.device.chips)]
 
-    def place(self, ready: float, chips: int, cores: int, cycles: float) -> float:
-        """Starts a kernel on the `cores` earliest-free cores of each of `chips` chips, no
-        earlier than `ready`; returns its start."""
+    def start(self, ready: float, chips: int, cores: int) -> tuple[float, list]:
+        """When a kernel on the `cores` earliest-free cores of each of `chips` chips can start
+        (no earlier than `ready`), and those cores."""
         chosen = []
         start = ready
         for chip in range(min(chips, self.device.chips)):
@@ -238,10 +246,21 @@ class CallTimeline:
             order = sorted(range(len(free)), key=free.__getitem__)[: min(cores, len(free))]
             chosen.append((chip, order))
             start = max(start, max(free[c] for c in order))
+        return start, chosen
+
+    def streaming_cores(self, at: float) -> int:
+        """Cores of chip 0 busy with kernels still running at `at`."""
+        return sum(n for end, n in self.running[0] if end > at)
+
+    def commit(self, chosen: list, end: float) -> None:
+        """Occupies the `chosen` cores until `end`."""
         for chip, order in chosen:
             for c in order:
-                self.core_free[chip][c] = start + cycles
-        return start
+                self.core_free[chip][c] = end
+            # no kernel can start before the earliest-free core: older entries cannot overlap
+            horizon = min(self.core_free[chip])
+            self.running[chip] = [(e, n) for e, n in self.running[chip] if e > horizon]
+            self.running[chip].append((end, len(order)))
 
 
 def kernel_timing(s: KernelSchedule, cost: KernelCost, start: float, location: str) -> KernelTiming:

@@ -19,7 +19,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     if path.exists() and not path.is_file():
         yield path
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as err:  # name the file asked for, not the temporary one
+        raise OSError(err.errno, err.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)

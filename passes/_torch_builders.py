@@ -130,3 +130,12 @@ def new_full(like: ir.Value, fill: int | float, columns: int = 1) -> ir.Value:
     return torch_dialect.AtenNewFullOp(
         vtensor_type((rows, columns), li.dtype), like, dims, value, none(), none(), none(), none()
     ).result
+
+
+def erase_if_unused(value: ir.Value) -> None:
+    """Erases the torch constant defining `value` once nothing uses it."""
+    owner = value.owner
+    if isinstance(owner, ir.OpView | ir.Operation) and not list(value.uses):
+        op = owner.operation
+        if op.name.startswith("torch.constant.") and len(op.results) == 1:
+            op.erase()

@@ -253,7 +253,7 @@ class _Rewrite:
             add.erase()
             shared.mlp.erase()
             self.op.erase()
-            _erase_if_unused(alpha)
+            tb.erase_if_unused(alpha)
         else:
             if shared is not None:
                 shared.mlp.attributes["mlacc.shared_merged"] = merged_attr
@@ -295,14 +295,6 @@ def _is_one(value: ir.Value) -> bool:
     attr = op.attributes["value"]
     number = ir.IntegerAttr(attr).value if op.name.endswith("int") else ir.FloatAttr(attr).value
     return number == 1
-
-
-def _erase_if_unused(value: ir.Value) -> None:
-    owner = value.owner
-    if isinstance(owner, ir.OpView | ir.Operation) and not list(value.uses):
-        op = owner.operation
-        if op.name.startswith("torch.constant.") and len(op.results) == 1:
-            op.erase()
 
 
 def _attach_placement(op: ir.Operation, placement: Placement, shared_ids: range) -> None:

@@ -204,7 +204,7 @@ class _Rewrite:
         none = operands[2] if not self.grouped else None
         self.op.erase()
         if none is not None:
-            _erase_if_unused(none)
+            tb.erase_if_unused(none)
 
 
 def _decompose_mlp(op: ir.Operation) -> None:
@@ -221,14 +221,6 @@ def _decompose_mlp(op: ir.Operation) -> None:
 
 def _is_none(value: ir.Value) -> bool:
     return str(value.type) == "!torch.none"
-
-
-def _erase_if_unused(value: ir.Value) -> None:
-    owner = value.owner
-    if isinstance(owner, ir.OpView | ir.Operation) and not list(value.uses):
-        op = owner.operation
-        if op.name.startswith("torch.constant.") and len(op.results) == 1:
-            op.erase()
 
 
 register_pass(

@@ -42,6 +42,9 @@ def _report(err: Exception) -> int:
         for note in notes:  # "note: ..." lines: where the reproducer is, how to run it
             print(note, file=sys.stderr)
         return EXIT_ERROR
+    if isinstance(err, OSError) and err.filename:  # an output path that cannot be written
+        print(f"mlacc: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_ERROR
     if os.environ.get("MLACC_DEBUG"):
         raise err
     print(
@@ -241,6 +244,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"target '{exe.target}' reports no costs (--json, --trace and --roofline need a "
             "simulating target such as sim)"
         )
+    if args.roofline:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise mlacc.runtime.MlaccError("--roofline needs matplotlib: pip install matplotlib")
     if args.trace:
         exe.executor.detail = True  # engine-level spans in the trace
     start = time.perf_counter()

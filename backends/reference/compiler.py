@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ...dialects._mlir import ir
+from ...runtime.errors import InputError
 from ..api import Backend, CompileRequest, Payload
 from ..plan_builder import build_plan, runs_on_reference_kernels
 
@@ -21,5 +22,9 @@ class ReferenceBackend(Backend):
         return runs_on_reference_kernels(op_name)
 
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
+        if request.options:
+            raise InputError(
+                f"target 'reference' takes no options (got {', '.join(sorted(request.options))})"
+            )
         plan, constants = build_plan(module)
         return Payload(files={"plan.json": json.dumps(plan.to_json()).encode()}, weights=constants)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlacc.dialects._mlir import func, ir
 from mlacc.dialects.base import attr_to_python, python_to_attr
+from mlacc.dialects.types import tensor_info
 from mlacc.passes.registry import PassError, option, register_pass
 from mlacc.runtime.sim.device import DTYPES, Device, DeviceError, load_device
 from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
@@ -166,7 +167,7 @@ class _Lowering:
             return True
         if name in FREE_OPS or not op.results:
             return True
-        return any(tensor_type(r.type) is None for r in op.results)
+        return any(tensor_info(r.type) is None for r in op.results)
 
     def _schedule(self, op: ir.OpView, layer: int | None) -> KernelSchedule:
         work = workload(op)
@@ -183,12 +184,6 @@ class _Lowering:
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
         return tile_stream(work, self.device, name, self.buffers, **extra)
-
-
-def tensor_type(t: ir.Type):
-    from mlacc.dialects.types import tensor_info
-
-    return tensor_info(t)
 
 
 # --- schedule <-> IR ---

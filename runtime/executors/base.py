@@ -52,6 +52,7 @@ class PlanExecutor(Executor):
     """
 
     PLAN_FILE: ClassVar[str] = "plan.json"
+    interpreter_class: ClassVar[type[PlanInterpreter]] = PlanInterpreter
 
     def __init__(self, artifact: Artifact):
         super().__init__(artifact)
@@ -63,7 +64,7 @@ class PlanExecutor(Executor):
             ) from None
         kernels = self.kernels()
         check_plan(self.plan, artifact.manifest, artifact.weights, kernels.__contains__)
-        self.interpreter = PlanInterpreter(artifact.weights, kernels)
+        self.interpreter = self.interpreter_class(artifact.weights, kernels)
 
     def kernels(self) -> Mapping[str, Kernel]:
         """Op name -> kernel; defaults to the reference semantics of every dialect op."""

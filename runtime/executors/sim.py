@@ -52,6 +52,7 @@ class SimExecutor(PlanExecutor):
 
     name = "sim"
     needs_weights = False
+    interpreter_class = _ContextProbe
 
     def __init__(self, artifact: Any):
         super().__init__(artifact)
@@ -77,7 +78,6 @@ class SimExecutor(PlanExecutor):
                         ) from None
                     self.schedules[id(step)] = schedule
         self.timing_only = not artifact.manifest.get("weights", {}).get("present", True)
-        self.interpreter = _ContextProbe(artifact.weights, self.kernels())
         self.detail = False  # engine-level trace events (core 0) for every kernel
         self._costs: dict[tuple[int, int, int, bool], KernelCost] = {}
         self.report = self.new_report()

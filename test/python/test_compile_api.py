@@ -104,3 +104,19 @@ def test_failing_lowering_writes_reproducer(
         f"note: reproduce with: mlacc compile {repro} --target exploding "
         "--pipeline none -o repro.mlacc"
     )
+
+
+def test_target_options_a_target_does_not_take_are_an_error(tmp_path: Path) -> None:
+    """`reference` has no options: a device meant for `sim` is not silently ignored, and a bad
+    option (the user's input) writes no lowering reproducer."""
+    from mlacc.runtime.errors import InputError
+
+    with pytest.raises(InputError, match=r"target 'reference' takes no options \(got device\)"):
+        mlacc.compile(
+            sample_text("torch_ops"),
+            target="reference",
+            timing_only=True,
+            device="h100-like",
+            repro_dir=tmp_path,
+        )
+    assert not list(tmp_path.iterdir())

@@ -156,3 +156,32 @@ def test_timing_only_artifact_has_no_weight_data(tmp_path: Path) -> None:
     assert isinstance(loaded, Artifact)
     with pytest.raises(ArtifactError, match=r"timing-only .* needs weights"):
         mlacc.runtime.load(path)
+
+
+def test_weight_only_steps_run_once_per_entry_point() -> None:
+    """FP8 weight quantization is prepared on the first call; later calls quantize only the
+    activations (and compute the same outputs)."""
+    from collections import Counter
+
+    from mlacc.backends.testing import compile_sample
+    from mlacc.runtime.synthetic import synthetic_inputs
+
+    exe = compile_sample("fp8_linear", "reference").load()
+    inputs = synthetic_inputs(exe.entry_points["forward"]["inputs"])
+    interpreter = exe.executor.interpreter
+    calls: Counter = Counter()
+    kernels = dict(interpreter.kernels)
+
+    def counting(name):
+        def kernel(*args, **kwargs):
+            calls[name] += 1
+            return kernels[name](*args, **kwargs)
+
+        return kernel
+
+    interpreter.kernels = {name: counting(name) for name in kernels}
+    first = exe(*inputs)
+    per_call = calls["fp8.quantize"]
+    second = exe(*inputs)
+    assert calls["fp8.quantize"] - per_call < per_call  # the weight's quantize is not redone
+    torch.testing.assert_close(first, second, rtol=0, atol=0)

@@ -79,6 +79,10 @@ def test_generate_accumulates_each_steps_cost() -> None:
     assert flops[0] == pytest.approx(flops[-1] * 9 / 13)  # contexts 9 and 13
     assert report.kv_cache["values_per_token_per_layer"] == 40
     assert {k.layer for k in report.calls[1].kernels} >= {0, 1, 2}
+    # only the embedding, the final norm and the LM head (weights outside the layers) are not
+    # in a layer; attention, cache writes and residual adds belong to theirs
+    outside = {k.op for k in report.calls[1].kernels if k.layer is None}
+    assert outside <= {"torch.aten.embedding", "mla.rms_norm", "torch.aten.linear"}, outside
 
 
 def test_timing_only_runs_without_data(tmp_path) -> None:

@@ -373,3 +373,18 @@ def test_overlapping_kernels_share_the_hbm_bandwidth(simple_device: Path) -> Non
     assert a.cores == b.cores == 2 and b.start < a.end  # they overlap
     moved = a.bytes["hbm"] + b.bytes["hbm"]
     assert report.calls[0].cycles >= moved / 1000.0  # 1000 GB/s at 1 GHz
+
+
+def test_causal_prefill_streams_half_the_span() -> None:
+    """A 256-token prefill over its own 256 positions: query block j (64 rows) sees 64 (j + 1)
+    cached tokens, 160 on average, not all 256; a decode step sees the whole context."""
+    from mlacc.backends.sim.lowering import resolve_device
+    from mlacc.backends.sim.tiling import AttentionWork, tile_attention
+
+    device = resolve_device("datacenter-npu")
+    prefill = tile_attention(
+        AttentionWork(1, 256, 16, 256, 576, 512, 1152, 2, "bf16", 3), device, "attn"
+    )
+    assert prefill.flops == 2.0 * 256 * 16 * 160 * (576 + 512)
+    decode = tile_attention(AttentionWork(1, 1, 16, 256, 576, 512, 1152, 2, "bf16", 3), device, "a")
+    assert decode.flops == 2.0 * 16 * 256 * (576 + 512)

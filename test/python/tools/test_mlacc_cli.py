@@ -143,6 +143,9 @@ def test_sim_errors(tmp_path: Path) -> None:
     )
     assert_one_error_line(proc, "mlacc", "has no fp8 tensor-engine rate")
     assert not out.exists() and (tmp_path / "mlacc-repro-sim-lowering.mlir").is_file()
+    missing = tmp_path / "no-such-dir" / "x.mlacc"
+    proc = run_tool("mlacc", "compile", "deepseek-v3-tiny", "-o", str(missing))
+    assert_one_error_line(proc, "mlacc", f"{missing}: No such file or directory")
     proc = run_tool("mlacc", "compile", "x.mlir", "-o", str(out), "--batch", "2")
     assert_one_error_line(proc, "mlacc", "--batch and --prompt-len apply to built-in models")
     ref = tmp_path / "ref.mlacc"

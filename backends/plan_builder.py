@@ -127,7 +127,37 @@ class PlanBuilder:
                 steps.append(step)
                 for result in op.results:
                     self.producers[result] = step
-        return Function(name, inputs, input_specs, steps, outputs, output_specs)
+        donated = self._donations(block, steps, outputs)
+        return Function(name, inputs, input_specs, steps, outputs, output_specs, donated)
+
+    def _donations(self, block: ir.Block, steps: list[Step], outputs: list[Arg]) -> dict[int, int]:
+        """Marks the updates of entry-point buffers that can run in place; returns the
+        donations (input index -> output index).
+
+        An input is donated when its only user is an op with an in-place form that updates
+        it (`semantics.IN_PLACE`) and the updated buffer is returned: nothing reads the old
+        contents after the update, so the runtime's buffer is written and handed back.
+        """
+        from ..runtime.semantics import IN_PLACE
+
+        by_id = {o["ref"]: i for i, o in enumerate(outputs) if "ref" in o}
+        donated: dict[int, int] = {}
+        for index, arg in enumerate(block.arguments):
+            uses = list(arg.uses)
+            if len(uses) != 1:
+                continue
+            user = uses[0].owner
+            form = IN_PLACE.get(user.name)
+            buffer = None if form is None else getattr(user.opview, form.operand)
+            if buffer is None or buffer != arg:
+                continue
+            updated = getattr(user.opview, form.result)
+            out = by_id.get(self._ids.get(updated, -1))
+            if out is None:
+                continue
+            self.producers[updated].in_place = True
+            donated[index] = out
+        return donated
 
     def _define(self, value: ir.Value) -> int:
         vid = len(self._ids)

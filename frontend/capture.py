@@ -66,18 +66,23 @@ class _Forward(nn.Module):
         self._model = model
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        tokens, positions = self._model.bind(args, kwargs)
-        logits, _ = self.lm.logits(tokens, positions, None)
+        bound = self._model.bind(args, kwargs)
+        logits, _ = self.lm.logits(bound.tokens, bound.positions, None, key_mask=bound.key_mask)
         return self._model.format(logits)
 
 
 class _Cached(nn.Module):
-    def __init__(self, model: CausalLM) -> None:
+    """prefill/decode: ``(tokens, positions, *caches)``, paged: ``(tokens, positions,
+    block_table, *caches)``; returns ``(logits, *caches)``."""
+
+    def __init__(self, model: CausalLM, paged: bool) -> None:
         super().__init__()
         self.lm = model.lm
+        self.paged = paged
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *caches: torch.Tensor):
-        logits, new_caches = self.lm.logits(tokens, positions, list(caches))
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *rest: torch.Tensor):
+        table, caches = (rest[0], rest[1:]) if self.paged else (None, rest)
+        logits, new_caches = self.lm.logits(tokens, positions, list(caches), block_table=table)
         return (logits, *new_caches)
 
 
@@ -88,20 +93,27 @@ def capture(
     *,
     context: ir.Context,
     cache_len: int | None = None,
+    cache_block_size: int | None = None,
     entry_points: tuple[str, ...] = ("forward", "prefill", "decode"),
     progress: Progress | None = None,
 ) -> Captured:
     """Captures `model` called as ``model(*args, **kwargs)`` into a module in `context`.
 
+    The example call fixes the compiled shapes: its batch is the largest batch the artifact
+    serves and its length is the prefill chunk (docs/execution-contract.md).
+
     Args:
-        cache_len: tokens the latent KV cache holds (default: the model's max_seq_len, at
-            most DEFAULT_CACHE_LEN).
+        cache_len: tokens the latent KV cache holds per sequence (default: the model's
+            max_seq_len, at most DEFAULT_CACHE_LEN).
+        cache_block_size: page the cache in blocks of this many tokens (None: contiguous).
         entry_points: which of forward/prefill/decode to build.
         progress: called with a line per stage (export, import, raise) and its time.
     """
     kwargs = dict(kwargs or {})
     if cache_len is not None and cache_len <= 0:
         raise CaptureError(f"cache_len must be positive, got {cache_len}")
+    if cache_block_size is not None and cache_block_size <= 0:
+        raise CaptureError(f"cache_block_size must be positive, got {cache_block_size}")
     say = progress or (lambda _line: None)
     start = time.perf_counter()
     adapted = adapt(model)
@@ -111,7 +123,7 @@ def capture(
         f"adapted {type(model).__name__} as {adapted.family} "
         f"({len(adapted.lm.blocks)} layers) in {time.perf_counter() - start:.1f}s"
     )
-    tokens, positions = adapted.bind(tuple(args), kwargs)
+    tokens, positions, _ = adapted.bind(tuple(args), kwargs)
     programs: list[tuple[str, nn.Module, tuple, dict]] = []
     if "forward" in entry_points:
         programs.append(("forward", _Forward(adapted), tuple(args), kwargs))
@@ -125,23 +137,30 @@ def capture(
                 "the example call (prefill writes them all)"
             )
         dtype = adapted.lm.dtype
-        cache = {
-            "layers": len(adapted.lm.blocks),
-            "batch": batch,
-            "max_seq_len": length,
-            "entry": adapted.lm.cache_entry,
-            "dtype": str(dtype).removeprefix("torch."),
-        }
-        caches = tuple(
-            torch.zeros(batch, length, cache["entry"], dtype=dtype, device=tokens.device)
-            for _ in adapted.lm.blocks
+        cache = cache_layout(
+            layers=len(adapted.lm.blocks),
+            batch=batch,
+            max_seq_len=length,
+            entry=adapted.lm.cache_entry,
+            dtype=str(dtype).removeprefix("torch."),
+            chunk=tokens.shape[1],
+            block_size=cache_block_size,
         )
-        cached = _Cached(adapted)
+        shape = cache["shape"]
+        caches = tuple(
+            torch.zeros(*shape, dtype=dtype, device=tokens.device) for _ in adapted.lm.blocks
+        )
+        table: tuple[torch.Tensor, ...] = ()
+        if cache_block_size:
+            width = cache["max_blocks"]
+            table = (torch.zeros(batch, width, dtype=torch.int32, device=tokens.device),)
+        cached = _Cached(adapted, paged=bool(cache_block_size))
         if "prefill" in entry_points:
-            programs.append(("prefill", cached, (tokens, positions, *caches), {}))
+            programs.append(("prefill", cached, (tokens, positions, *table, *caches), {}))
         if "decode" in entry_points:
             step = tokens[:, :1]
-            programs.append(("decode", cached, (step, default_positions(step), *caches), {}))
+            call = (step, default_positions(step), *table, *caches)
+            programs.append(("decode", cached, call, {}))
     captured = Captured(
         module=None,
         family=adapted.family,
@@ -162,7 +181,7 @@ def capture(
         importer.import_program(ep, func_name=name)
         say(f"{name}: exported in {t1 - t0:.1f}s, imported in {time.perf_counter() - t1:.1f}s")
         captured.entry_points[name] = EntryPoint(
-            input_names=_input_names(name, ep, len(adapted.lm.blocks)),
+            input_names=_input_names(name, ep, len(adapted.lm.blocks), bool(cache_block_size)),
             in_spec=_spec(ep.call_spec.in_spec) if name == "forward" else None,
             out_spec=_spec(ep.call_spec.out_spec) if name == "forward" else None,
             constants=_constants(call_args, call_kwargs) if name == "forward" else [],
@@ -236,14 +255,50 @@ def _relocate(ep: torch.export.ExportedProgram, root: nn.Module) -> None:
             node.meta["stack_trace"] = _FRAME.format(file=file, line=line)
 
 
-def _input_names(entry: str, ep: torch.export.ExportedProgram, layers: int) -> list[str]:
+def cache_layout(
+    *,
+    layers: int,
+    batch: int,
+    max_seq_len: int,
+    entry: int,
+    dtype: str,
+    chunk: int,
+    block_size: int | None,
+) -> dict[str, Any]:
+    """The manifest's ``kv_cache``: what the runtime allocates and how the entry points take it.
+
+    Paged: a pool of ``blocks`` blocks (block 0 is scratch, the rest cover every sequence at
+    full length) and a ``[batch, max_blocks]`` block table."""
+    out: dict[str, Any] = {
+        "layers": layers,
+        "batch": batch,
+        "max_seq_len": max_seq_len,
+        "entry": entry,
+        "dtype": dtype,
+        "chunk": chunk,
+        "layout": "paged" if block_size else "contiguous",
+    }
+    if block_size:
+        max_blocks = -(-max_seq_len // block_size)
+        blocks = 1 + batch * max_blocks
+        out.update(block_size=block_size, max_blocks=max_blocks, blocks=blocks)
+        out["shape"] = [blocks, block_size, entry]
+    else:
+        out["shape"] = [batch, max_seq_len, entry]
+    return out
+
+
+def _input_names(
+    entry: str, ep: torch.export.ExportedProgram, layers: int, paged: bool
+) -> list[str]:
     if entry == "forward":
         return [
             s.arg.name
             for s in ep.graph_signature.input_specs
             if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
         ]
-    return ["tokens", "positions", *[f"cache.{i}" for i in range(layers)]]
+    table = ["block_table"] if paged else []
+    return ["tokens", "positions", *table, *[f"cache.{i}" for i in range(layers)]]
 
 
 def _spec(spec: pytree.TreeSpec | None) -> str | None:

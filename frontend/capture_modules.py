@@ -152,7 +152,12 @@ class CapturedAttention(CaptureModule):
             self.hold(name, spec.weights.get(name))
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, kv_cache: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w = {name: self.weight(name) for name in _ATTENTION_WEIGHTS}
         return op("mla.attention")(
@@ -167,6 +172,8 @@ class CapturedAttention(CaptureModule):
             w["q_norm"],
             w["wq_b"],
             kv_cache,
+            key_mask,
+            block_table,
             **self.spec.attributes(),
         )
 
@@ -308,9 +315,14 @@ class CapturedBlock(CaptureModule):
         self.attn_norm, self.attn, self.ffn_norm, self.ffn = attn_norm, attn, ffn_norm, ffn
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, kv_cache: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, new_cache = self.attn(self.attn_norm(x), positions, kv_cache)
+        attn, new_cache = self.attn(self.attn_norm(x), positions, kv_cache, key_mask, block_table)
         x = x + attn
         return x + self.ffn(self.ffn_norm(x)), new_cache
 
@@ -342,13 +354,23 @@ class CapturedCausalLM(CaptureModule):
         return self._held["embed"].dtype
 
     def logits(
-        self, tokens: torch.Tensor, positions: torch.Tensor, caches: list[torch.Tensor] | None
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        caches: list[torch.Tensor] | None,
+        *,
+        key_mask: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits ``[B, S, vocab]`` and (with caches) the updated caches."""
+        """Logits ``[B, S, vocab]`` and (with caches) the updated caches.
+
+        `key_mask` (no caches) hides padded keys; `block_table` makes the caches paged pools
+        (docs/execution-contract.md)."""
         h = F.embedding(tokens, self.weight("embed"))
         new_caches = []
         for i, block in enumerate(self.blocks):
-            h, cache = block(h, positions, None if caches is None else caches[i])
+            cache = None if caches is None else caches[i]
+            h, cache = block(h, positions, cache, key_mask, block_table)
             if cache is not None:
                 new_caches.append(cache)
         return F.linear(self.norm(h), self.weight("head")), new_caches

@@ -29,6 +29,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     print_ir_after_all: str | os.PathLike[str] | None = None,
     repro_dir: str | os.PathLike[str] | None = None,
     cache_len: int | None = None,
+    cache_block_size: int | None = None,
     progress: Callable[[str], None] | None = None,
     **options: Any,
 ):
@@ -44,7 +45,11 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         timing_only: compile without weight data (shapes only).
         print_ir_after_all: a directory that receives the IR after every pipeline step.
         repro_dir: where a failing step's reproducer goes (default: the working directory).
-        cache_len: tokens the latent KV cache of prefill/decode holds (causal LMs).
+        cache_len: tokens the latent KV cache of prefill/decode holds per sequence (causal
+            LMs; the example call's batch is the largest batch served, its length the
+            prefill chunk).
+        cache_block_size: page the latent cache in blocks of this many tokens (a block
+            table per sequence); None keeps one contiguous buffer per layer.
         progress: called with a line per capture stage (long captures show progress).
         **options: target options, passed to the backend.
     """
@@ -66,6 +71,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
             args,
             kwargs,
             cache_len=cache_len,
+            cache_block_size=cache_block_size,
             progress=progress,
         )
         module, source = imported.module, imported.source

@@ -32,11 +32,18 @@ class ImportedModel:
 
 
 def import_model(
-    model: Any, args: Any, kwargs: Any, *, cache_len: int | None = None, progress: Any = None
+    model: Any,
+    args: Any,
+    kwargs: Any,
+    *,
+    cache_len: int | None = None,
+    cache_block_size: int | None = None,
+    progress: Any = None,
 ) -> ImportedModel:
     """Imports `model` into the current context (see the module docstring for what it takes)."""
     import torch
 
+    cache = {"cache_len": cache_len, "cache_block_size": cache_block_size}
     if isinstance(model, ir.Module):
         return ImportedModel(parse_mlir(str(model), "<module>"), "<module>")
     if isinstance(model, (str, os.PathLike)):
@@ -54,7 +61,7 @@ def import_model(
         from .frontend.models import CONFIGS
 
         if text in CONFIGS:
-            return _import_module(builtin_model(text), args, kwargs, text, cache_len, progress)
+            return _import_module(builtin_model(text), args, kwargs, text, cache, progress)
         raise CompileError(
             f"'{text}' is not a file (.mlir, .pt2) or a built-in model "
             f"({', '.join(sorted(CONFIGS))})"
@@ -62,7 +69,7 @@ def import_model(
     if isinstance(model, torch.export.ExportedProgram):
         return _import_program(model, "<ExportedProgram>", progress)
     if isinstance(model, torch.nn.Module):
-        return _import_module(model, args, kwargs, type(model).__name__, cache_len, progress)
+        return _import_module(model, args, kwargs, type(model).__name__, cache, progress)
     raise CompileError(
         f"cannot compile a {type(model).__name__}: expected an nn.Module, an "
         "ExportedProgram, a .pt2/.mlir path, a built-in model name or MLIR"
@@ -124,13 +131,11 @@ def check_runnable(module: ir.Module) -> None:
         )
 
 
-def _import_module(model, args, kwargs, source, cache_len, progress) -> ImportedModel:
+def _import_module(model, args, kwargs, source, cache, progress) -> ImportedModel:
     from .frontend.capture import capture
 
     args = tuple(args) if args is not None else default_args(model)
-    captured = capture(
-        model, args, kwargs, context=ir.Context.current, cache_len=cache_len, progress=progress
-    )
+    captured = capture(model, args, kwargs, context=ir.Context.current, progress=progress, **cache)
     check_runnable(captured.module)
     on_meta = any(t.is_meta for t in captured.weights.values())
     return ImportedModel(
@@ -206,5 +211,6 @@ def capture(model: Any, args: Any = None, kwargs: Any = None, **options: Any) ->
             args,
             kwargs,
             cache_len=options.get("cache_len"),
+            cache_block_size=options.get("cache_block_size"),
             progress=options.get("progress"),
         ).module

@@ -43,15 +43,22 @@ class MemoryReport:
     cache_values_per_token: int = 0
     mha_values_per_token: int = 0
     cache_dtype: str = ""
+    # Paged layout: a pool of `cache_blocks` blocks of `cache_block_size` tokens per layer and
+    # one int32 block table; 0 for a contiguous cache.
+    cache_blocks: int = 0
+    cache_block_size: int = 0
     weight_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def cache_bytes(self) -> int:
-        """The whole latent cache at the compiled batch and context length."""
-        per_value = _BYTES.get(self.cache_dtype, 4)
-        return (
-            self.layers * self.batch * self.cache_tokens * self.cache_values_per_token * per_value
-        )
+        """What the runtime allocates for the latent cache (`KVCache.nbytes`): every layer's
+        buffer at the compiled batch and context length (paged: the pool and block table)."""
+        per_value = _BYTES.get(self.cache_dtype, 4) * self.cache_values_per_token
+        if self.cache_blocks:
+            pool = self.layers * self.cache_blocks * self.cache_block_size * per_value
+            table = self.batch * (self.cache_tokens // self.cache_block_size) * 4
+            return pool + table
+        return self.layers * self.batch * self.cache_tokens * per_value
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "cache_bytes": self.cache_bytes}
@@ -65,9 +72,14 @@ class MemoryReport:
                 f"KV cache per token per layer: {self.cache_values_per_token} values (latent) vs "
                 f"{self.mha_values_per_token} for MHA with the same heads ({ratio:.1f}x smaller)"
             )
+            layout = (
+                f", paged: {self.cache_blocks} blocks of {self.cache_block_size} tokens"
+                if self.cache_blocks
+                else ""
+            )
             out.append(
                 f"KV cache for batch {self.batch} x {self.cache_tokens} tokens x {self.layers} "
-                f"layers: {self.cache_bytes / 2**20:.1f} MiB ({self.cache_dtype})"
+                f"layers: {self.cache_bytes / 2**20:.1f} MiB ({self.cache_dtype}{layout})"
             )
         total = sum(self.weight_bytes.values())
         parts = ", ".join(f"{d}: {b / 2**30:.3f} GiB" for d, b in sorted(self.weight_bytes.items()))
@@ -79,7 +91,7 @@ def memory_report(module: ir.Module) -> MemoryReport:
     """The report for `module` (any stage: captured, absorbed, quantized)."""
     report = MemoryReport()
     weights: dict[str, TensorInfo] = {}
-    caches_by_function: dict[str, list[TensorInfo]] = {}
+    caches_by_function: dict[str, list[tuple[TensorInfo, TensorInfo | None]]] = {}
     heads: dict[str, int] = {}
     function = [""]
 
@@ -108,8 +120,12 @@ def memory_report(module: ir.Module) -> MemoryReport:
     if caches_by_function and heads:
         caches = max(caches_by_function.values(), key=len)
         report.layers = len(caches)
-        report.batch, report.cache_tokens, report.cache_values_per_token = caches[0].shape
-        report.cache_dtype = caches[0].dtype
+        cache, table = caches[0]
+        report.batch, report.cache_tokens, report.cache_values_per_token = cache.shape
+        report.cache_dtype = cache.dtype
+        if table is not None:
+            report.cache_blocks, report.cache_block_size = cache.shape[:2]
+            report.batch, report.cache_tokens = table.shape[0], table.shape[1] * cache.shape[1]
         rope = report.cache_values_per_token - _latent_rank(module, report.cache_values_per_token)
         h = heads["num_heads"]
         report.mha_values_per_token = (
@@ -118,14 +134,17 @@ def memory_report(module: ir.Module) -> MemoryReport:
     return report
 
 
-def _cache_of(op: ir.Operation) -> TensorInfo | None:
-    """The latent cache an op updates: `mla.cache_update`'s, or `mla.attention`'s kv_cache."""
-    if op.name == "mla.cache_update":
-        return tensor_info(op.operands[0].type)
-    if op.name == "mla.attention":
-        cache = op.opview.kv_cache
-        return None if cache is None else tensor_info(cache.type)
-    return None
+def _cache_of(op: ir.Operation) -> tuple[TensorInfo, TensorInfo | None] | None:
+    """The latent cache an op updates (`mla.cache_update`'s, or `mla.attention`'s kv_cache)
+    and its block table (None: contiguous)."""
+    if op.name not in ("mla.cache_update", "mla.attention"):
+        return None
+    view = op.opview
+    cache = view.cache if op.name == "mla.cache_update" else view.kv_cache
+    if cache is None:
+        return None
+    table = view.block_table
+    return tensor_info(cache.type), None if table is None else tensor_info(table.type)
 
 
 def _latent_rank(module: ir.Module, entry: int) -> int:

@@ -85,6 +85,15 @@ def positions(batch: int, length: int) -> ir.Value:
     ).result
 
 
+def mask_positions(positions: ir.Value, key_mask: ir.Value) -> ir.Value:
+    """``torch.where(key_mask, positions, int64 max)``: masked keys sit after every query."""
+    t = info(positions)
+    big = const_int(2**63 - 1)
+    return torch_dialect.AtenWhereScalarOtherOp(
+        vtensor_type(t.shape, t.dtype), key_mask, positions, big
+    ).result
+
+
 def einsum(equation: str, operands: Sequence[ir.Value], shape: Sequence[int]) -> ir.Value:
     """``torch.einsum(equation, *operands)`` with result `shape` (dtype of the first operand)."""
     out = vtensor_type(tuple(shape), info(operands[0]).dtype)

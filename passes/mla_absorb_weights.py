@@ -72,13 +72,22 @@ def run(module: ir.Operation, options: MlaAbsorbWeightsOptions) -> None:
 def _shape(op: mla.AttentionOp, a: dict) -> tuple[MlaShape, bool]:
     x = tensor_info(op.x.type)
     cache = None if op.kv_cache is None else tensor_info(op.kv_cache.type)
-    if x is None or None in x.shape or (cache is not None and None in cache.shape):
+    table = None if op.block_table is None else tensor_info(op.block_table.type)
+    if (
+        x is None
+        or None in x.shape
+        or (cache is not None and None in cache.shape)
+        or (table is not None and None in table.shape)
+    ):
         raise PassError("mla-absorb-weights needs static shapes", op=op)
     batch, seq, dim = x.shape
+    keys = seq
+    if cache is not None:
+        keys = cache.shape[1] * (table.shape[1] if table is not None else 1)
     shape = MlaShape(
         batch=batch,
         new_tokens=seq,
-        keys=cache.shape[1] if cache else seq,
+        keys=keys,
         heads=a["num_heads"],
         nope=a["qk_nope_head_dim"],
         rope=a["qk_rope_head_dim"],
@@ -126,9 +135,9 @@ def _build(
     kv = tb.linear(x, op.wkv_a)
     c_kv = mla.rms_norm(tb.narrow(kv, -1, 0, s.latent), op.kv_norm, eps=a["eps"])
     k_pe = mla.rotary_embedding(tb.narrow(kv, -1, s.latent, s.rope), pos, rope=rope)
-    new_cache = None
+    new_cache, table = None, op.block_table
     if op.kv_cache is not None:
-        new_cache = mla.cache_update(op.kv_cache, tb.cat([c_kv, k_pe], -1), pos)
+        new_cache = mla.cache_update(op.kv_cache, tb.cat([c_kv, k_pe], -1), pos, block_table=table)
     wkv_b = op.wkv_b
     if d.absorb:
         if d.premultiply_q:
@@ -139,7 +148,13 @@ def _build(
         else:
             q_latent = mla.absorb_query(q_nope, wkv_b, **heads)
         core = mla.latent_attention(
-            q_latent, q_pe, new_cache, pos, kv_lora_rank=s.latent, softmax_scale=scale
+            q_latent,
+            q_pe,
+            new_cache,
+            pos,
+            block_table=table,
+            kv_lora_rank=s.latent,
+            softmax_scale=scale,
         )
         if d.premultiply_o:
             w_uv = tb.narrow(tb.view(wkv_b, (h, s.nope + s.value, s.latent)), 1, s.nope, s.value)
@@ -151,13 +166,15 @@ def _build(
             out = tb.linear(tb.view(o, (b, n, h * s.value)), op.wo)
     else:
         if new_cache is not None:
+            keys = new_cache if table is None else mla.cache_gather(new_cache, table)
             latent, keys_pe = (
-                tb.narrow(new_cache, -1, 0, s.latent),
-                tb.narrow(new_cache, -1, s.latent, s.rope),
+                tb.narrow(keys, -1, 0, s.latent),
+                tb.narrow(keys, -1, s.latent, s.rope),
             )
             key_pos = tb.positions(b, s.keys)
         else:
-            latent, keys_pe, key_pos = c_kv, k_pe, pos
+            latent, keys_pe = c_kv, k_pe
+            key_pos = pos if op.key_mask is None else tb.mask_positions(pos, op.key_mask)
         k_nope, v = mla.kv_expand(latent, wkv_b, **heads)
         core = mla.decoupled_attention(
             q_nope, q_pe, k_nope, keys_pe, v, pos, key_pos, softmax_scale=scale

@@ -104,7 +104,7 @@ def _analyze(rot: ir.OpView, max_positions: int) -> tuple[_Plan | None, str]:
             if not _same(user.positions, rot.positions):
                 return None, "the attention's positions differ from the rotation's"
             plan.targets.append((user, "q_latent", None))
-            plan.lengths.append(tensor_info(user.kv_cache.type).shape[1])
+            plan.lengths.append(_cache_slots(user.kv_cache, user.block_table))
         elif name == "mla.decoupled_attention" and index in (1, 3):
             if user.rope_cos is not None:
                 return None, "the attention already takes rope tables"
@@ -154,12 +154,21 @@ def _analyze(rot: ir.OpView, max_positions: int) -> tuple[_Plan | None, str]:
                 if not _same(u.positions, rot.positions):
                     return None, "the cache update's positions differ from the rotation's"
                 plan.targets.append((u, "cache", user))
-                plan.lengths.append(tensor_info(u.cache.type).shape[1])
+                plan.lengths.append(_cache_slots(u.cache, u.block_table))
         else:
             return None, f"used by {name} (operand {index}), which cannot rotate as it loads"
     if any(n is None for n in plan.lengths):
         return None, "dynamic cache/key length: no static table size"
     return plan, ""
+
+
+def _cache_slots(cache: ir.Value, block_table: ir.Value | None) -> int | None:
+    """Slots per sequence of a contiguous or paged cache (None: dynamic)."""
+    pool = tensor_info(cache.type).shape
+    if block_table is None:
+        return pool[1]
+    blocks = tensor_info(block_table.type).shape[1]
+    return None if blocks is None or pool[1] is None else blocks * pool[1]
 
 
 def _fuse_function(fn: ir.Operation, max_positions: int) -> None:
@@ -217,7 +226,13 @@ def _attach(user: ir.OpView, cos: ir.Value, sin: ir.Value, layout: str) -> None:
     with ir.InsertionPoint(user), user.location:
         if name == "mla.latent_attention":
             new = mla.latent_attention(
-                user.q_latent, user.q_pe, user.kv_cache, user.positions, **a, **tabs
+                user.q_latent,
+                user.q_pe,
+                user.kv_cache,
+                user.positions,
+                block_table=user.block_table,
+                **a,
+                **tabs,
             )
         elif name == "mla.decoupled_attention":
             new = mla.decoupled_attention(
@@ -232,7 +247,9 @@ def _attach(user: ir.OpView, cos: ir.Value, sin: ir.Value, layout: str) -> None:
                 **tabs,
             )
         elif name == "mla.cache_update":
-            new = mla.cache_update(user.cache, user.entries, user.positions, **tabs)
+            new = mla.cache_update(
+                user.cache, user.entries, user.positions, block_table=user.block_table, **tabs
+            )
         else:  # pragma: no cover - _analyze only plans the ops above
             raise PassError(f"mla-fuse-rope cannot rewrite {name}", op=user)
     old_attrs = user.operation.attributes

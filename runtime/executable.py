@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ class Executable:
         if not self.entry_points:
             raise ArtifactError("artifact has no entry points")
         self.executor = get_executor(artifact.manifest["executor"])(artifact)
+        self.last_generation: Any = None  # GenerationStats of the last `generate`
 
     @property
     def target(self) -> str:
@@ -47,16 +49,56 @@ class Executable:
     def generate(
         self,
         ids: torch.Tensor,
-        max_new_tokens: int,
+        max_new_tokens: int | list[int],
         *,
+        attention_mask: torch.Tensor | None = None,
         temperature: float = 0.0,
         top_k: int | None = None,
+        top_p: float | None = None,
         seed: int | None = None,
+        stop_tokens: list[int] | tuple[int, ...] = (),
+        pad_token_id: int = 0,
+        cache: Any = None,
     ) -> torch.Tensor:
-        """Prefill + decode with the runtime-held latent KV cache; greedy unless `temperature`."""
+        """Chunked prefill + decode over the runtime-owned latent KV cache.
+
+        Greedy unless `temperature` > 0 (then top-k / top-p sampling, reproducible with
+        `seed`). `attention_mask` (left or right padding) marks each row's real tokens; a row
+        ends at a token of `stop_tokens` or after its `max_new_tokens` (an int or one per
+        row) and is padded with `pad_token_id`. `cache` (from `new_cache()`) reuses buffers.
+        Returns ``[B, S + max(max_new_tokens)]``; ``last_generation`` holds the statistics.
+        """
         from .generate import Sampling, generate
 
-        return generate(self, ids, max_new_tokens, Sampling(temperature, top_k, seed))
+        return generate(
+            self,
+            ids,
+            max_new_tokens,
+            attention_mask=attention_mask,
+            sampling=Sampling(temperature, top_k, top_p, seed),
+            stop_tokens=stop_tokens,
+            pad_token_id=pad_token_id,
+            cache=cache,
+        )
+
+    def new_cache(self) -> Any:
+        """A `KVCache` for this artifact's prefill/decode (contiguous or paged, as compiled)."""
+        from .generate import _cache_spec
+        from .kv_cache import KVCache
+
+        return KVCache(_cache_spec(self))
+
+    @property
+    def in_place_cache(self) -> bool:
+        """Whether donated buffers (the KV caches) are updated in place (the default)."""
+        return getattr(getattr(self.executor, "interpreter", None), "in_place", False)
+
+    @in_place_cache.setter
+    def in_place_cache(self, value: bool) -> None:
+        interpreter = getattr(self.executor, "interpreter", None)
+        if interpreter is None:
+            raise InputError(f"executor '{self.executor.name}' has no in-place switch")
+        interpreter.in_place = bool(value)
 
     def report(self) -> Any | None:
         """What every call so far cost on the target (`sim`: a `SimReport` of cycles, bytes,
@@ -70,8 +112,13 @@ class Executable:
             raise InputError(f"no entry point '{entry}' (entry points: {names})")
         signature = self.entry_points[entry]
         flat = _flatten_inputs(entry, signature, args, kwargs)
+        unpad = None
+        if entry == "forward" and self.manifest.get("kv_cache"):
+            flat, unpad = _fit_forward(signature, flat)
         _check_inputs(entry, signature["inputs"], flat)
         outputs = self.executor.run(entry, flat)
+        if unpad is not None:
+            outputs = unpad(outputs)
         out_spec = signature.get("out_spec")
         if out_spec:
             return pytree.tree_unflatten(outputs, _treespec(out_spec, entry))
@@ -102,6 +149,60 @@ def _flatten_inputs(entry: str, signature: dict[str, Any], args: tuple, kwargs: 
                 f"the graph is specialized to it; got {leaves[index]!r}"
             )
     return [leaf for i, leaf in enumerate(leaves) if i not in constants]
+
+
+def _fit_forward(
+    signature: dict[str, Any], flat: list[Any]
+) -> tuple[list[Any], Callable[[list[Any]], list[Any]] | None]:
+    """Pads a causal LM's `forward` call of ``[b, s]`` tokens up to the compiled ``[B, S]``
+    (dummy rows, tokens after the last one; causality keeps them invisible to the real ones)
+    and returns how to cut the outputs back; errors for a call larger than compiled."""
+    specs = signature["inputs"]
+    if not flat or not isinstance(flat[0], torch.Tensor) or flat[0].dim() != 2:
+        return flat, None
+    big_b, big_s = specs[0]["shape"][:2]
+    b, s = flat[0].shape
+    if (b, s) == (big_b, big_s):
+        return flat, None
+    if b > big_b:
+        raise InputError(f"batch {b} exceeds the compiled maximum batch {big_b}")
+    if s > big_s:
+        raise InputError(
+            f"{s} tokens exceed the {big_s} that 'forward' was compiled for (use "
+            "generate/prefill, which chunk any prompt up to the cache length, or compile "
+            "with a longer example)"
+        )
+    outputs = [o for o in signature.get("outputs", []) if o and len(o["shape"]) >= 2]
+    per_token = all(o["shape"][1] == big_s for o in outputs if o["shape"][0] == big_b)
+    if s != big_s and not per_token:
+        raise InputError(
+            f"'forward' was compiled for {big_s} tokens and its output is not per token "
+            f"(e.g. last-token logits), so it cannot take {s}"
+        )
+    padded = list(flat)
+    for i, (value, spec) in enumerate(zip(flat, specs)):
+        if not isinstance(value, torch.Tensor) or list(value.shape) != [b, s]:
+            continue
+        if spec["shape"][:2] != [big_b, big_s]:
+            continue
+        grown = torch.zeros(big_b, big_s, dtype=value.dtype)
+        if "position" in (spec.get("name") or ""):
+            grown += torch.arange(big_s, dtype=value.dtype)
+            grown[:b, s:] = value[:, -1:] + torch.arange(1, big_s - s + 1, dtype=value.dtype)
+        grown[:b, :s] = value
+        padded[i] = grown
+
+    def cut(outs: list[Any]) -> list[Any]:
+        result = []
+        for out in outs:
+            if isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[0] == big_b:
+                out = out[:b]
+                if out.dim() >= 2 and out.shape[1] == big_s and per_token:
+                    out = out[:, :s]
+            result.append(out)
+        return result
+
+    return padded, cut
 
 
 def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> None:

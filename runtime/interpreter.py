@@ -28,9 +28,18 @@ class PlanInterpreter:
     and uninitialized-memory ops are never kept.
     """
 
-    def __init__(self, weights: Mapping[str, torch.Tensor], kernels: Mapping[str, Kernel]):
+    def __init__(
+        self,
+        weights: Mapping[str, torch.Tensor],
+        kernels: Mapping[str, Kernel],
+        in_place_kernels: Mapping[str, Kernel] | None = None,
+    ):
         self.weights = weights
         self.kernels = kernels
+        # Steps marked `in_place` (updates of donated buffers) run these; with `in_place`
+        # False they run their value form and copy the buffer (for comparisons).
+        self.in_place_kernels = dict(in_place_kernels or {})
+        self.in_place = True
         self._prepared: dict[str, dict[int, Any]] = {}  # function -> weight-only values
 
     def run(self, function: Function, inputs: list[torch.Tensor]) -> list[Any]:
@@ -70,6 +79,8 @@ class PlanInterpreter:
         if step.op == "mlacc.weight":
             return (self.weights[step.attrs["key"]],)
         kernel = self.kernels.get(step.op)
+        if step.in_place and self.in_place:
+            kernel = self.in_place_kernels.get(step.op, kernel)
         if kernel is not None:
             out = kernel(*args, **step.attrs)
             return out if isinstance(out, tuple) else (out,)

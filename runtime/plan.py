@@ -54,11 +54,16 @@ class Step:
     loc: str = ""
     # Target-specific cost data (the `sim` target's kernel schedule); None: not costed.
     cost: dict[str, Any] | None = None
+    # The op updates a donated buffer (an entry point's KV cache): run its in-place form.
+    in_place: bool = False
 
 
 @dataclass
 class Function:
-    """An entry point: inputs (value ids + specs), steps, outputs (args + specs)."""
+    """An entry point: inputs (value ids + specs), steps, outputs (args + specs).
+
+    `donated` maps an input index to the output index that returns the same buffer, updated
+    in place (the latent KV caches; docs/execution-contract.md)."""
 
     name: str
     inputs: list[int]
@@ -66,6 +71,7 @@ class Function:
     steps: list[Step]
     outputs: list[Arg]
     output_specs: list[TensorSpec | None]
+    donated: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,5 +96,6 @@ class Plan:
                 steps=[Step(**s) for s in f["steps"]],
                 outputs=list(f["outputs"]),
                 output_specs=[None if s is None else TensorSpec(**s) for s in f["output_specs"]],
+                donated={int(k): int(v) for k, v in f.get("donated", {}).items()},
             )
         return Plan(functions=functions, version=int(data["version"]))

@@ -145,6 +145,14 @@ def check_plan(
             where,
             "has a different number of inputs than its entry point",
         )
+        _expect(
+            all(
+                0 <= i < len(fn.inputs) and 0 <= o < len(fn.outputs)
+                for i, o in fn.donated.items()
+            ),
+            where,
+            "donates an input or output that does not exist",
+        )
         defined: set[int] = set()
         for vid in fn.inputs:
             _define(vid, defined, where)

@@ -84,9 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         "--device", help="sim target: a device preset (edge-npu, datacenter-npu, h100-like) or TOML"
     )
     c.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
-    c.add_argument("--batch", type=int, help="built-in models: sequences per call (default 1)")
     c.add_argument(
-        "--prompt-len", type=int, help="built-in models: tokens per prefill (default 16)"
+        "--cache-block-size", type=int, help="page the latent KV cache in blocks of N tokens"
+    )
+    c.add_argument("--batch", type=int, help="built-in models: largest batch served (default 1)")
+    c.add_argument(
+        "--prompt-len", type=int, help="built-in models: prefill chunk in tokens (default 16)"
     )
     c.add_argument(
         "--report", action="store_true", help="print the KV-cache and weight memory report"
@@ -119,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--section",
         default="manifest",
-        choices=["manifest", "mlir", "weights", "payload", "plan"],
+        choices=["manifest", "mlir", "weights", "payload", "plan", "fallbacks"],
         help="what to print (default: manifest)",
     )
     i.set_defaults(handler=_cmd_inspect)
@@ -154,6 +157,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         timing_only=args.timing_only,
         print_ir_after_all=args.print_ir_after_all,
         cache_len=args.cache_len,
+        cache_block_size=args.cache_block_size,
         progress=_progress,
         **options,
     )
@@ -338,6 +342,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     elif args.section == "payload":
         for name, data in sorted(art.payload.items()):
             print(f"{name}  {len(data)} bytes")
+    elif args.section == "fallbacks":
+        fallbacks = art.manifest.get("backend", {}).get("fallbacks")
+        if fallbacks is None:
+            print(f"target '{art.target}' records no fallbacks")
+        for f in fallbacks or []:
+            where = f"  ({', '.join(f['locations'][:2])})" if f.get("locations") else ""
+            print(
+                f"{f['op']}  x{f['count']} ({f['per_call']} per call, {f['weight_only']} once "
+                f"on weights)  {f['kind']}: {f['reason']}{where}"
+            )
     else:
         print(json.dumps(art.payload_json("plan.json"), indent=2))
     return 0

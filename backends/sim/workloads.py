@@ -242,6 +242,11 @@ def _mlp(op: ir.OpView, info: dict) -> Work:
     return _rows_times_weight(x, wg, elt(x), n=3 * wg.shape[0], epilogue=5.0 / 3.0)
 
 
+def _slots(cache: TensorInfo, table: TensorInfo | None) -> int:
+    """Key slots per sequence of a contiguous or paged (pool + block table) cache."""
+    return cache.shape[1] * (1 if table is None else table.shape[1])
+
+
 def _latent_attention(op: ir.OpView, info: dict) -> Work:
     q, cache = info["q_latent"], info["kv_cache"]
     b, s, h, lora = q.shape
@@ -249,7 +254,7 @@ def _latent_attention(op: ir.OpView, info: dict) -> Work:
         b,
         s,
         h,
-        cache.shape[1],
+        _slots(cache, info.get("block_table")),
         cache.shape[2],
         lora,
         cache.shape[2] * elt(cache),
@@ -304,6 +309,13 @@ def _cache_update(op: ir.OpView, info: dict) -> Work:
     return StreamWork(numel(e) // e.shape[-1], nbytes(e), nbytes(e), 3.0 * numel(e))
 
 
+def _cache_gather(op: ir.OpView, info: dict) -> Work:
+    # every sequence's slots, read through the block table and written contiguously
+    out = _infos(op.results)[0]
+    rows = numel(out) // out.shape[-1]
+    return StreamWork(rows, nbytes(out) + nbytes(info["block_table"]), nbytes(out), 0.0)
+
+
 def _embedding(op: ir.OpView, info: dict) -> Work:
     out = _infos(op.results)[0]
     rows = numel(out) // out.shape[-1]
@@ -329,6 +341,7 @@ RULES: dict[str, Callable[[ir.OpView, dict], Work]] = {
     "mla.latent_attention": _latent_attention,
     "mla.decoupled_attention": _decoupled_attention,
     "mla.cache_update": _cache_update,
+    "mla.cache_gather": _cache_gather,
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -21,18 +21,27 @@ from ..capture_modules import CapturedCausalLM
 from ..errors import CaptureError
 
 
+class Bound(NamedTuple):
+    """A user's call as the captured model takes it: tokens and positions ``[B, S]`` and, for
+    a padded call, ``key_mask`` ``[B, S]`` (bool, False = padding)."""
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    key_mask: torch.Tensor | None = None
+
+
 @dataclass
 class CausalLM:
     """A captured causal LM and how the user's model is called.
 
-    `bind(args, kwargs)` maps the user's call to ``(tokens, positions)``; `format(logits)`
-    turns full-sequence logits into what the user's ``forward`` returns.
+    `bind(args, kwargs)` maps the user's call to a `Bound`; `format(logits)` turns
+    full-sequence logits into what the user's ``forward`` returns.
     """
 
     lm: CapturedCausalLM
     family: str
     max_seq_len: int
-    bind: Callable[[tuple, dict], tuple[torch.Tensor, torch.Tensor]]
+    bind: Callable[[tuple, dict], Bound]
     format: Callable[[torch.Tensor], Any]
 
 

@@ -38,9 +38,9 @@ and checked where it can be:
   runs regardless).
 
 Calling convention (``bind``): ``model(input_ids, attention_mask=None, position_ids=None,
-...)``. ``input_ids`` (positional or keyword) and ``position_ids`` are inputs;
-``attention_mask`` may be given only if it is all ones (checked at capture; the compiled
-program treats every token as real and ignores the mask's values); ``use_cache`` is ignored
+...)``. ``input_ids`` (positional or keyword), ``position_ids`` and a ``[batch, seq]``
+``attention_mask`` are inputs; the mask is honored as HF does (padded keys are invisible,
+positions are as given: ``arange`` by default, left padding included); ``use_cache`` is ignored
 (no cache object is returned); ``logits_to_keep`` may be an int; ``return_dict=False`` gives a
 tuple. Anything else (``past_key_values``, ``inputs_embeds``, ``labels``, a padding mask,
 ``output_*`` flags) is a CaptureError: the latent KV cache is reached through the compiled
@@ -79,7 +79,7 @@ from ..capture_modules import (
     default_positions,
 )
 from ..errors import CaptureError
-from . import CausalLM, fail, source_of
+from . import Bound, CausalLM, fail, source_of
 
 DESCRIPTION = "Hugging Face DeepseekV3ForCausalLM / DeepseekV2ForCausalLM"
 
@@ -532,22 +532,14 @@ def _parameters(model: nn.Module) -> list[str]:
     ]
 
 
-def _is_fake(tensor: torch.Tensor) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    return isinstance(tensor, FakeTensor) or tensor.is_meta
-
-
-def _binder(
-    model: nn.Module, call: _Call
-) -> Callable[[tuple, dict], tuple[torch.Tensor, torch.Tensor]]:
+def _binder(model: nn.Module, call: _Call) -> Callable[[tuple, dict], Bound]:
     names = _parameters(model)
     positional = [n for n in names if n not in ("args", "kwargs")]
 
     def reject(reason: str) -> CaptureError:
         return fail("", model, reason)
 
-    def bind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def bind(args: tuple, kwargs: dict) -> Bound:
         call.keep, call.return_dict = 0, True
         if len(args) > len(positional):
             raise reject(
@@ -571,11 +563,9 @@ def _binder(
                 continue
             if key == "attention_mask":
                 if not isinstance(value, torch.Tensor) or value.shape != tokens.shape:
-                    raise reject("attention_mask must be a [batch, seq] tensor like input_ids")
-                if not _is_fake(value) and not bool((value == 1).all()):
                     raise reject(
-                        "attention_mask with zeros (padding) is not supported: the "
-                        "compiled model attends to every token; pass no mask"
+                        "attention_mask must be a [batch, seq] tensor like input_ids "
+                        "(a 4D mask is not supported)"
                     )
             elif key == "use_cache":
                 continue  # no cache object is returned either way (prefill/decode own it)
@@ -598,7 +588,7 @@ def _binder(
             else:
                 raise reject(
                     f"argument '{key}' is not supported (only input_ids, position_ids "
-                    "and an all-ones attention_mask)"
+                    "and attention_mask)"
                 )
         positions = given.get("position_ids")
         if positions is None:
@@ -617,7 +607,8 @@ def _binder(
                     f"{tuple(tokens.shape)}"
                 )
             positions = positions.expand(tokens.shape[0], tokens.shape[1])
-        return tokens, positions
+        mask = given.get("attention_mask")
+        return Bound(tokens, positions, None if mask is None else mask != 0)
 
     return bind
 

@@ -54,7 +54,7 @@ from ..capture_modules import (
     default_positions,
 )
 from ..errors import CaptureError
-from . import CausalLM, fail, source_of
+from . import Bound, CausalLM, fail, source_of
 
 DESCRIPTION = "a Transformer laid out like DeepSeek-V3's inference/model.py"
 
@@ -592,7 +592,7 @@ def adapt(model: nn.Module) -> CausalLM:
     if not max_seq_len:
         raise fail("", model, "has no max_seq_len (nor args.max_seq_len, nor a freqs_cis table)")
 
-    def bind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def bind(args: tuple, kwargs: dict) -> Bound:
         unknown = set(kwargs) - {"tokens", "start_pos"}
         if unknown:
             raise CaptureError(
@@ -605,7 +605,7 @@ def adapt(model: nn.Module) -> CausalLM:
             raise CaptureError(
                 "forward(tokens, start_pos=0) needs tokens as an integer tensor [batch, seq]"
             )
-        return tokens, default_positions(tokens, start_pos)
+        return Bound(tokens, default_positions(tokens, start_pos))
 
     return CausalLM(
         lm=lm,

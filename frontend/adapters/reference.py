@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from ...dialects.mla.rope import rope_params
@@ -21,7 +20,7 @@ from ..capture_modules import (
 )
 from ..models.config import ModelConfig
 from ..models.deepseek import MLA, MLP, DeepSeekModel, MoE
-from . import CausalLM, fail, need, source_of
+from . import Bound, CausalLM, fail, need, source_of
 
 DESCRIPTION = "mlacc's DeepSeekModel"
 
@@ -129,12 +128,12 @@ def adapt(model: DeepSeekModel) -> CausalLM:
         source_of(model),
     )
 
-    def bind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def bind(args: tuple, kwargs: dict) -> Bound:
         tokens = kwargs.get("tokens", args[0] if args else None)
         positions = kwargs.get("positions", args[1] if len(args) > 1 else None)
         if positions is None:
             positions = default_positions(tokens)
-        return tokens, positions
+        return Bound(tokens, positions)
 
     return CausalLM(
         lm=lm,

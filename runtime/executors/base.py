@@ -64,13 +64,22 @@ class PlanExecutor(Executor):
             ) from None
         kernels = self.kernels()
         check_plan(self.plan, artifact.manifest, artifact.weights, kernels.__contains__)
-        self.interpreter = self.interpreter_class(artifact.weights, kernels)
+        self.interpreter = self.interpreter_class(
+            artifact.weights, kernels, self.in_place_kernels()
+        )
 
     def kernels(self) -> Mapping[str, Kernel]:
         """Op name -> kernel; defaults to the reference semantics of every dialect op."""
         from ..semantics import SEMANTICS
 
         return SEMANTICS
+
+    def in_place_kernels(self) -> Mapping[str, Kernel]:
+        """Op name -> kernel that updates a donated buffer in place (`Step.in_place`);
+        defaults to the in-place reference semantics."""
+        from ..semantics import IN_PLACE
+
+        return {name: form.fn for name, form in IN_PLACE.items()}
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         return self.interpreter.run(self.plan.functions[entry], inputs)

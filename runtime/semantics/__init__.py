@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from . import core, fp8, mla, moe, rope
 from .core import NO_SEMANTICS
-from .registry import SEMANTICS, get, names, semantics
+from .registry import IN_PLACE, SEMANTICS, get, in_place, names, semantics
 
 __all__ = [
+    "IN_PLACE",
     "NO_SEMANTICS",
     "SEMANTICS",
     "core",
     "fp8",
     "get",
+    "in_place",
     "mla",
     "moe",
     "names",

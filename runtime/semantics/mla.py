@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import rope as _rope
-from .registry import semantics
+from .registry import in_place, semantics
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -40,12 +40,51 @@ def _softmax_visible(scores: torch.Tensor, visible: torch.Tensor) -> torch.Tenso
     return torch.where(visible.any(dim=-1, keepdim=True), p, torch.zeros_like(p))
 
 
+# The key position of a masked key: after every query position, so no query sees it.
+MASKED_KEY_POSITION = torch.iinfo(torch.int64).max
+
+
+def mask_key_positions(positions: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    """Key positions with masked keys (``key_mask`` False) moved past every query."""
+    if key_mask is None:
+        return positions
+    return torch.where(key_mask, positions.long(), MASKED_KEY_POSITION)
+
+
 def _check_slots(positions: torch.Tensor, slots: int, what: str) -> None:
     if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= slots):
         raise ValueError(
             f"{what}: positions must lie in [0, {slots}), got "
             f"[{int(positions.min())}, {int(positions.max())}]"
         )
+
+
+def _slot_index(
+    block_table: torch.Tensor, block_size: int, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(block, offset) of logical slots ``positions [B, S]`` in a paged pool."""
+    pos = positions.long()
+    blocks = block_table.shape[1]
+    if pos.numel() and int(pos.max()) >= blocks * block_size:
+        raise ValueError(
+            f"positions reach slot {int(pos.max())}, beyond the block table's "
+            f"{blocks} x {block_size} slots"
+        )
+    return block_table.long().gather(1, pos // block_size), pos % block_size
+
+
+def logical_cache(cache: torch.Tensor, block_table: torch.Tensor | None) -> torch.Tensor:
+    """The cache as ``[B, T, E]`` (contiguous: itself; paged: gathered through the table)."""
+    if block_table is None:
+        return cache
+    b, m = block_table.shape
+    return cache[block_table.long()].reshape(b, m * cache.shape[1], cache.shape[2])
+
+
+@semantics("mla.cache_gather")
+def cache_gather(cache: torch.Tensor, block_table: torch.Tensor) -> torch.Tensor:
+    """`mla.cache_gather`: ``out[b, j] = cache[block_table[b, j // bs], j % bs]``."""
+    return logical_cache(cache, block_table).clone()
 
 
 @semantics("mla.rms_norm")
@@ -161,6 +200,7 @@ def latent_attention(
     positions: torch.Tensor,
     rope_cos: torch.Tensor | None = None,
     rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
     *,
     kv_lora_rank: int,
     softmax_scale: float,
@@ -168,18 +208,19 @@ def latent_attention(
 ) -> torch.Tensor:
     """`mla.latent_attention`: attention over the latent cache, slots ``j <= positions[b,i]``.
 
-    With tables, q_pe is rotated by the rows ``positions`` first."""
+    With tables, q_pe is rotated by the rows ``positions`` first; with a block table the
+    cache is a paged pool."""
     f32 = torch.float32
     if rope_cos is not None:
         q_pe = _rotate_by_tables(
             q_pe, positions, rope_cos, rope_sin, rope_layout, "mla.latent_attention"
         )
-    cache = kv_cache.to(f32)
+    cache = logical_cache(kv_cache, block_table).to(f32)
     c, k_pe = cache[..., :kv_lora_rank], cache[..., kv_lora_rank:]
     scores = torch.einsum("bshc,btc->bhst", q_latent.to(f32), c)
     scores = scores + torch.einsum("bshr,btr->bhst", q_pe.to(f32), k_pe)
     scores = scores * softmax_scale
-    slots = torch.arange(kv_cache.shape[1], device=kv_cache.device)
+    slots = torch.arange(cache.shape[1], device=kv_cache.device)
     visible = slots[None, None, None, :] <= positions[:, None, :, None]
     p = _softmax_visible(scores, visible)
     ctx = torch.einsum("bhst,btc->bshc", p, c)
@@ -208,28 +249,73 @@ def cache_update(
     positions: torch.Tensor,
     rope_cos: torch.Tensor | None = None,
     rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
     *,
     rope_layout: str,
 ) -> torch.Tensor:
     """`mla.cache_update`: a copy of cache with ``out[b, positions[b,i]] = entries[b,i]``.
 
     With tables, the entries' last ``2 * rope_cos.shape[1]`` channels are rotated by the rows
-    ``positions`` first."""
-    _check_slots(positions, cache.shape[1], "mla.cache_update")
+    ``positions`` first; with a block table the cache is a paged pool."""
+    return cache_update_(
+        cache.clone(),
+        entries,
+        positions,
+        rope_cos,
+        rope_sin,
+        block_table,
+        rope_layout=rope_layout,
+    )
+
+
+@in_place("mla.cache_update", operand="cache", result="out")
+def cache_update_(
+    cache: torch.Tensor,
+    entries: torch.Tensor,
+    positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
+    *,
+    rope_layout: str,
+) -> torch.Tensor:
+    """`mla.cache_update` written into `cache` itself (returned): the runtime's donated cache."""
+    slots = cache.shape[1] if block_table is None else block_table.shape[1] * cache.shape[1]
+    _check_slots(positions, slots, "mla.cache_update")
     if rope_cos is not None:
         dr = 2 * rope_cos.shape[1]
         pe = _rotate_by_tables(
             entries[..., -dr:], positions, rope_cos, rope_sin, rope_layout, "mla.cache_update"
         )
         entries = torch.cat([entries[..., :-dr], pe], dim=-1)
-    out = cache.clone()
-    batch = torch.arange(cache.shape[0], device=cache.device)[:, None].expand_as(positions)
-    out[batch, positions.long()] = entries.to(cache.dtype)
-    return out
+    if block_table is None:
+        rows = torch.arange(cache.shape[0], device=cache.device)[:, None].expand_as(positions)
+        cache[rows, positions.long()] = entries.to(cache.dtype)
+    else:
+        block, offset = _slot_index(block_table, cache.shape[1], positions)
+        cache[block, offset] = entries.to(cache.dtype)
+    return cache
 
 
 @semantics("mla.attention")
-def attention(
+def attention(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`mla.attention`: the whole un-absorbed MLA block; returns ``(out, new_cache)``.
+
+    Without ``kv_cache`` the keys are the current tokens at their ``positions`` and
+    ``new_cache`` is None; ``key_mask`` hides padded keys. With it, the tokens' entries
+    ``[c_kv; k_pe]`` are written at their positions first (into a copy of the cache) and every
+    cache slot ``j`` is a key at position ``j`` (a paged pool with ``block_table``).
+    """
+    return _attention(*args, write=cache_update, **kwargs)
+
+
+@in_place("mla.attention", operand="kv_cache", result="new_cache")
+def attention_(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`mla.attention` writing the new entries into ``kv_cache`` itself (a donated cache)."""
+    return _attention(*args, write=cache_update_, **kwargs)
+
+
+def _attention(
     x: torch.Tensor,
     positions: torch.Tensor,
     wkv_a: torch.Tensor,
@@ -241,7 +327,10 @@ def attention(
     q_norm: torch.Tensor | None = None,
     wq_b: torch.Tensor | None = None,
     kv_cache: torch.Tensor | None = None,
+    key_mask: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
     *,
+    write: Any,
     num_heads: int,
     q_lora_rank: int,
     kv_lora_rank: int,
@@ -252,12 +341,6 @@ def attention(
     eps: float,
     rope: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`mla.attention`: the whole un-absorbed MLA block; returns ``(out, new_cache)``.
-
-    Without ``kv_cache`` the keys are the current tokens at their ``positions`` and
-    ``new_cache`` is None. With it, the tokens' entries ``[c_kv; k_pe]`` are written at their
-    positions first and every cache slot ``j`` is a key at position ``j``.
-    """
     b, s, _ = x.shape
     h, dn, dr, c = num_heads, qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
     if q_lora_rank == 0:
@@ -280,13 +363,13 @@ def attention(
     heads = {"num_heads": h, "qk_nope_head_dim": dn, "v_head_dim": v_head_dim}
     new_cache = None
     if kv_cache is None:
-        latent, k_positions = c_kv, positions
+        latent, k_positions = c_kv, mask_key_positions(positions, key_mask)
     else:
-        new_cache = cache_update(
-            kv_cache, torch.cat([c_kv, k_pe], dim=-1), positions, rope_layout="none"
-        )
-        latent, k_pe = new_cache[..., :c], new_cache[..., c:]
-        slots = torch.arange(kv_cache.shape[1], device=x.device)
+        entries = torch.cat([c_kv, k_pe], dim=-1)
+        new_cache = write(kv_cache, entries, positions, None, None, block_table, rope_layout="none")
+        keys = logical_cache(new_cache, block_table)
+        latent, k_pe = keys[..., :c], keys[..., c:]
+        slots = torch.arange(keys.shape[1], device=x.device)
         k_positions = slots[None, :].expand(b, -1)
     k_nope, v = kv_expand(latent, wkv_b, **heads)
     o = decoupled_attention(

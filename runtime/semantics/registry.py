@@ -12,9 +12,25 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 SEMANTICS: dict[str, Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """The in-place form of an op that updates a buffer: `fn` has the op's calling convention
+    but writes into operand `operand` and returns it as result `result`."""
+
+    fn: Callable[..., Any]
+    operand: str
+    result: str
+
+
+# Executors use these when the plan donates the buffer (the runtime's KV cache; see
+# docs/execution-contract.md): op name -> InPlace.
+IN_PLACE: dict[str, InPlace] = {}
 
 # The modules whose import fills SEMANTICS (each registers its ops with @semantics).
 _OP_MODULES = ("core", "fp8", "mla", "moe")
@@ -31,6 +47,17 @@ def semantics(op_name: str) -> Callable[[F], F]:
         if op_name in SEMANTICS and SEMANTICS[op_name] is not fn:
             raise ValueError(f"semantics for '{op_name}' are already registered")
         SEMANTICS[op_name] = fn
+        return fn
+
+    return register
+
+
+def in_place(op_name: str, *, operand: str, result: str) -> Callable[[F], F]:
+    """Registers the decorated function as the in-place form of `op_name`, which updates
+    operand `operand` and returns it as result `result`."""
+
+    def register(fn: F) -> F:
+        IN_PLACE[op_name] = InPlace(fn, operand, result)
         return fn
 
     return register

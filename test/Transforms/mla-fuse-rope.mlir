@@ -25,5 +25,5 @@
 // CHECK-LABEL: func.func
 // CHECK-NEXT: "mla.rope_tables"()
 // CHECK-NOT: "mla.rope_tables"
-// CHECK: "mla.cache_update"({{.*}}) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>, rope_layout = "{{interleaved|rotate_half}}"}
+// CHECK: "mla.cache_update"({{.*}}) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0>, rope_layout = "{{interleaved|rotate_half}}"}
 // CHECK: "mla.latent_attention"({{.*}}, %{{[^ ,)]+}}#0, %{{[^ ,)]+}}#1) {{.*}}rope_layout = "{{interleaved|rotate_half}}"

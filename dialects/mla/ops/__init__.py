@@ -3,6 +3,7 @@
 from .absorb_output import AbsorbOutputOp, absorb_output
 from .absorb_query import AbsorbQueryOp, absorb_query
 from .attention import AttentionOp, attention
+from .cache_gather import CacheGatherOp, cache_gather
 from .cache_update import CacheUpdateOp, cache_update
 from .decoupled_attention import DecoupledAttentionOp, decoupled_attention
 from .kv_expand import KvExpandOp, kv_expand
@@ -15,6 +16,7 @@ __all__ = [
     "AbsorbOutputOp",
     "AbsorbQueryOp",
     "AttentionOp",
+    "CacheGatherOp",
     "CacheUpdateOp",
     "DecoupledAttentionOp",
     "KvExpandOp",
@@ -25,6 +27,7 @@ __all__ = [
     "absorb_output",
     "absorb_query",
     "attention",
+    "cache_gather",
     "cache_update",
     "decoupled_attention",
     "kv_expand",

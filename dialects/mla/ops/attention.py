@@ -17,6 +17,7 @@ from ...base import (
     positive,
 )
 from ...types import INT_DTYPES, TensorInfo
+from ..cache import cache_slots
 from ..dialect import MlaOp
 from ..rope import check_rope
 
@@ -33,7 +34,11 @@ class AttentionOp(MlaOp, name="attention"):
     ``j <= i``) with ``softmax_scale``; the heads' outputs go through ``wo``. With
     ``kv_cache`` (``[B, T, C + dr]``: normalized latent and rotated ``k_pe`` per token), the
     new tokens' latents are written at their ``positions`` first, keys come from the cache,
-    and ``new_cache`` is the updated cache.
+    and ``new_cache`` is the updated cache (paged with ``block_table``, see `mla.cache_update`).
+
+    ``key_mask`` (``[B, S]``, bool; only without a cache) hides padded keys: a query sees key
+    ``j`` iff ``positions[b, j] <= positions[b, i]`` and ``key_mask[b, j]`` (Hugging Face's
+    ``attention_mask``).
     """
 
     x: ext.Operand[AnyTensor]
@@ -58,6 +63,8 @@ class AttentionOp(MlaOp, name="attention"):
     wq_b: ext.Operand[AnyTensor] | None = None
     kv_cache: ext.Operand[AnyTensor] | None = None
     new_cache: ext.Result[AnyTensor] | None = None
+    key_mask: ext.Operand[AnyTensor] | None = None
+    block_table: ext.Operand[AnyTensor] | None = None
 
     @staticmethod
     def infer(
@@ -82,6 +89,8 @@ class AttentionOp(MlaOp, name="attention"):
         q_norm: TensorInfo | None = None,
         wq_b: TensorInfo | None = None,
         kv_cache: TensorInfo | None = None,
+        key_mask: TensorInfo | None = None,
+        block_table: TensorInfo | None = None,
     ) -> list[TensorInfo | None]:
         for name in (
             "num_heads",
@@ -129,13 +138,17 @@ class AttentionOp(MlaOp, name="attention"):
         expect_matrix(wo, "wo", dim, h * v_head_dim)
 
         if kv_cache is None:
+            expect(block_table is None, "'block_table' needs a 'kv_cache'")
+            if key_mask is not None:
+                expect_rank(key_mask, "key_mask", 2)
+                expect_dtype(key_mask, "key_mask", {"bool"})
+                expect_dim(key_mask.shape[0], batch, "key_mask batch size")
+                expect_dim(key_mask.shape[1], seq, "key_mask length")
             return [x, None]
+        expect(key_mask is None, "'key_mask' is only supported without a 'kv_cache'")
         expect_same_dtype(x, "x", kv_cache, "kv_cache")
-        expect_rank(kv_cache, "kv_cache", 3)
-        expect_dim(kv_cache.shape[0], batch, "kv_cache batch size")
-        expect_dim(
-            kv_cache.shape[2], c + dr, "kv_cache entry size (kv_lora_rank + qk_rope_head_dim)"
-        )
+        cache_batch, _ = cache_slots(kv_cache, block_table, c + dr)
+        expect_dim(cache_batch, batch, "kv_cache batch size")
         return [x, kv_cache]
 
 
@@ -145,10 +158,20 @@ def attention(
     *,
     weights: dict[str, ir.Value],
     kv_cache: ir.Value | None = None,
+    key_mask: ir.Value | None = None,
+    block_table: ir.Value | None = None,
     loc: ir.Location | None = None,
     **attrs: Any,
 ) -> ir.OpView:
     """Builds `mla.attention`; `weights` maps wq|wq_a,q_norm,wq_b, wkv_a, kv_norm, wkv_b, wo."""
     return build(
-        AttentionOp, x=x, positions=positions, kv_cache=kv_cache, loc=loc, **weights, **attrs
+        AttentionOp,
+        x=x,
+        positions=positions,
+        kv_cache=kv_cache,
+        key_mask=key_mask,
+        block_table=block_table,
+        loc=loc,
+        **weights,
+        **attrs,
     )

@@ -1,8 +1,9 @@
 """`mla.cache_update`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_float, expect_rank
+from ...base import AnyTensor, build, expect, expect_dim, expect_dtype, expect_rank
 from ...types import INT_DTYPES, TensorInfo
+from ..cache import cache_slots
 from ..dialect import MlaOp
 from ..rope import check_rope_tables
 
@@ -14,6 +15,10 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
     is ``cache`` with ``result[b, positions[b,i]] = entries[b,i]``. For MLA the entry is the
     latent ``[c_kv; k_pe]`` (``E = kv_lora_rank + qk_rope_head_dim``); the runtime updates its
     buffer in place.
+
+    Paged layout: with ``block_table`` ``[B, M]``, ``cache`` is a pool ``[N, block_size, E]``
+    and slot ``j`` of sequence ``b`` is ``cache[block_table[b, j // block_size], j %
+    block_size]`` (docs/execution-contract.md).
 
     Fused rotary embedding (`--mla-fuse-rope`): with ``rope_cos``/``rope_sin`` (fp32
     ``[P, dr/2]`` tables from `mla.rope_tables`) and ``rope_layout`` ("interleaved" or
@@ -28,6 +33,7 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
     out: ext.Result[AnyTensor]
     rope_cos: ext.Operand[AnyTensor] | None = None
     rope_sin: ext.Operand[AnyTensor] | None = None
+    block_table: ext.Operand[AnyTensor] | None = None
     rope_layout: ir.StringAttr = ext.attribute(default_factory=lambda: ir.StringAttr.get("none"))
 
     @staticmethod
@@ -38,17 +44,17 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
         positions: TensorInfo,
         rope_cos: TensorInfo | None = None,
         rope_sin: TensorInfo | None = None,
+        block_table: TensorInfo | None = None,
         rope_layout: str = "none",
     ) -> list[TensorInfo]:
-        expect_float(cache, "cache")
-        expect_rank(cache, "cache", 3)
+        batch, _ = cache_slots(cache, block_table, None, "cache")
         expect_rank(entries, "entries", 3)
         expect_dtype(entries, "entries", {cache.dtype})
-        expect_dim(entries.shape[0], cache.shape[0], "entries batch size")
+        expect_dim(entries.shape[0], batch, "entries batch size")
         expect_dim(entries.shape[2], cache.shape[2], "entries entry size")
         expect_rank(positions, "positions", 2)
         expect_dtype(positions, "positions", INT_DTYPES)
-        expect_dim(positions.shape[0], cache.shape[0], "positions batch size")
+        expect_dim(positions.shape[0], batch, "positions batch size")
         expect_dim(positions.shape[1], entries.shape[1], "positions length")
         check_rope_tables(rope_cos, rope_sin, rope_layout, None)
         if rope_cos is not None:
@@ -68,6 +74,7 @@ def cache_update(
     *,
     rope_cos: ir.Value | None = None,
     rope_sin: ir.Value | None = None,
+    block_table: ir.Value | None = None,
     rope_layout: str = "none",
     loc: ir.Location | None = None,
 ) -> ir.Value:
@@ -79,6 +86,7 @@ def cache_update(
         positions=positions,
         rope_cos=rope_cos,
         rope_sin=rope_sin,
+        block_table=block_table,
         rope_layout=rope_layout,
         loc=loc,
     ).result

@@ -12,6 +12,7 @@ from ...base import (
     positive,
 )
 from ...types import INT_DTYPES, TensorInfo
+from ..cache import cache_slots
 from ..dialect import MlaOp
 from ..rope import check_rope_tables
 
@@ -30,6 +31,9 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
     ``[P, dr/2]`` tables from `mla.rope_tables`) and ``rope_layout`` ("interleaved" or
     "rotate_half"), ``q_pe`` is un-rotated and the op rotates it by the tables' row
     ``positions[b,i]`` as it loads it; ``rope_layout = "none"`` (the default) takes no tables.
+
+    Paged layout: with ``block_table`` ``[B, M]``, ``kv_cache`` is a pool ``[N, block_size,
+    C + dr]`` read through the table (docs/execution-contract.md).
     """
 
     q_latent: ext.Operand[AnyTensor]
@@ -41,6 +45,7 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
     ctx: ext.Result[AnyTensor]
     rope_cos: ext.Operand[AnyTensor] | None = None
     rope_sin: ext.Operand[AnyTensor] | None = None
+    block_table: ext.Operand[AnyTensor] | None = None
     rope_layout: ir.StringAttr = ext.attribute(default_factory=lambda: ir.StringAttr.get("none"))
 
     @staticmethod
@@ -54,17 +59,14 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
         softmax_scale: float,
         rope_cos: TensorInfo | None = None,
         rope_sin: TensorInfo | None = None,
+        block_table: TensorInfo | None = None,
         rope_layout: str = "none",
     ) -> list[TensorInfo]:
         positive(kv_lora_rank, "kv_lora_rank")
         expect(
             softmax_scale > 0, f"attribute 'softmax_scale' must be positive, got {softmax_scale}"
         )
-        for name, t, rank in (
-            ("q_latent", q_latent, 4),
-            ("q_pe", q_pe, 4),
-            ("kv_cache", kv_cache, 3),
-        ):
+        for name, t, rank in (("q_latent", q_latent, 4), ("q_pe", q_pe, 4)):
             expect_float(t, name)
             expect_rank(t, name, rank)
         b, s, h, c = q_latent.shape
@@ -73,11 +75,9 @@ class LatentAttentionOp(MlaOp, name="latent_attention"):
         expect_dim(q_pe.shape[1], s, "q_pe sequence length")
         expect_dim(q_pe.shape[2], h, "q_pe heads")
         dr = q_pe.shape[3]
-        expect_dim(kv_cache.shape[0], b, "kv_cache batch size")
         entry = None if dr is None else kv_lora_rank + dr
-        expect_dim(
-            kv_cache.shape[2], entry, "kv_cache entry size (kv_lora_rank + qk_rope_head_dim)"
-        )
+        batch, _ = cache_slots(kv_cache, block_table, entry)
+        expect_dim(batch, b, "kv_cache batch size")
         expect_rank(positions, "positions", 2)
         expect_dtype(positions, "positions", INT_DTYPES)
         expect_dim(positions.shape[0], b, "positions batch size")
@@ -96,6 +96,7 @@ def latent_attention(
     softmax_scale: float,
     rope_cos: ir.Value | None = None,
     rope_sin: ir.Value | None = None,
+    block_table: ir.Value | None = None,
     rope_layout: str = "none",
     loc: ir.Location | None = None,
 ) -> ir.Value:
@@ -110,6 +111,7 @@ def latent_attention(
         softmax_scale=softmax_scale,
         rope_cos=rope_cos,
         rope_sin=rope_sin,
+        block_table=block_table,
         rope_layout=rope_layout,
         loc=loc,
     ).result

@@ -71,7 +71,7 @@ func.func @attention$wq_and_q_lora(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>, tensor<24x64xf32>, tensor<24xf32>, tensor<96x24xf32>)
@@ -92,7 +92,7 @@ func.func @attention$missing_wq(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>,
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>) -> tensor<1x4x64xf32>
@@ -113,7 +113,7 @@ func.func @attention$q_lora_without_q_norm(%x: tensor<1x4x64xf32>, %pos: tensor<
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<24x64xf32>, tensor<96x24xf32>) -> tensor<1x4x64xf32>
@@ -133,7 +133,7 @@ func.func @attention$wkv_b_rows(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<96x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -154,7 +154,7 @@ func.func @attention$kv_cache_entry_size(%x: tensor<1x1x64xf32>, %pos: tensor<1x
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0>,
       resultSegmentSizes = array<i32: 1, 1>}
     : (tensor<1x1x64xf32>, tensor<1x1xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>, tensor<1x16x48xf32>) -> (tensor<1x1x64xf32>, tensor<1x16x48xf32>)
@@ -174,7 +174,7 @@ func.func @attention$new_cache_without_kv_cache(%x: tensor<1x4x64xf32>, %pos: te
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 1>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> (tensor<1x4x64xf32>, tensor<1x16x40xf32>)
@@ -194,7 +194,7 @@ func.func @attention$float_positions(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xf3
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xf32>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -214,7 +214,7 @@ func.func @attention$unknown_rope_layout(%x: tensor<1x4x64xf32>, %pos: tensor<1x
       rope = {layout = "neox", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -234,7 +234,7 @@ func.func @attention$odd_rope_dim(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>,
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<39x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<92x64xf32>) -> tensor<1x4x64xf32>
@@ -351,7 +351,7 @@ func.func @kv_expand$latent_rank(%latent: tensor<16x32xf32>, %wkv_b: tensor<128x
 func.func @latent_attention$q_latent_dim(%q_latent: tensor<1x1x4x16xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                          %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x16xf32> {
   // expected-error @+1 {{q_latent last dim (kv_lora_rank) is 16, expected 32}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x16xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x16xf32>
   return %ctx : tensor<1x1x4x16xf32>
 }
@@ -361,7 +361,7 @@ func.func @latent_attention$q_latent_dim(%q_latent: tensor<1x1x4x16xf32>, %q_pe:
 func.func @latent_attention$cache_entry(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                         %cache: tensor<1x16x32xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{kv_cache entry size (kv_lora_rank + qk_rope_head_dim) is 32, expected 40}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x32xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -371,7 +371,7 @@ func.func @latent_attention$cache_entry(%q_latent: tensor<1x1x4x32xf32>, %q_pe: 
 func.func @latent_attention$negative_scale(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                            %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{attribute 'softmax_scale' must be positive, got -0.25}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = -0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = -0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -393,7 +393,7 @@ func.func @decoupled_attention$k_pe_dim(%q_nope: tensor<1x4x4x16xf32>, %q_pe: te
 
 func.func @cache_update$entries_dtype(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xbf16>, %pos: tensor<1x4xi64>) -> tensor<1x16x40xf32> {
   // expected-error @+1 {{entries must have element type float32, got bfloat16}}
-  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xbf16>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xbf16>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -401,7 +401,7 @@ func.func @cache_update$entries_dtype(%cache: tensor<1x16x40xf32>, %entries: ten
 
 func.func @cache_update$positions_length(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x16x40xf32> {
   // expected-error @+1 {{positions length is 1, expected 4}}
-  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x1xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x1xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -418,7 +418,7 @@ func.func @attention$extra_optional_operand(%x: tensor<1x4x64xf32>, %pos: tensor
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 2, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 2, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -438,7 +438,7 @@ func.func @attention$segment_sizes_do_not_add_up(%x: tensor<1x4x64xf32>, %pos: t
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -458,7 +458,7 @@ func.func @rope_tables$odd_dim() -> (tensor<16x3xf32>, tensor<16x3xf32>) {
 func.func @latent_attention$tables_without_layout(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
     %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>, %cos: tensor<16x4xf32>, %sin: tensor<16x4xf32>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{'rope_cos'/'rope_sin' need rope_layout interleaved or rotate_half}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -468,7 +468,31 @@ func.func @latent_attention$tables_without_layout(%q_latent: tensor<1x1x4x32xf32
 func.func @latent_attention$table_width(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
     %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>, %cos: tensor<16x3xf32>, %sin: tensor<16x3xf32>) -> tensor<1x1x4x32xf32> {
   // expected-error @+1 {{rope_cos has 3 columns, expected 4 (rotary dim / 2)}}
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x3xf32>, tensor<16x3xf32>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
+}
+
+// -----
+
+func.func @cache_update$paged_batch(%pool: tensor<9x4x40xf32>, %entries: tensor<2x3x40xf32>, %pos: tensor<2x3xi64>, %table: tensor<3x4xi32>) -> tensor<9x4x40xf32> {
+  // expected-error @+1 {{entries batch size is 2, expected 3}}
+  %new = "mla.cache_update"(%pool, %entries, %pos, %table) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>, rope_layout = "none"} : (tensor<9x4x40xf32>, tensor<2x3x40xf32>, tensor<2x3xi64>, tensor<3x4xi32>) -> tensor<9x4x40xf32>
+  return %new : tensor<9x4x40xf32>
+}
+
+// -----
+
+func.func @cache_gather$float_table(%pool: tensor<9x4x40xf32>, %table: tensor<2x4xf32>) -> tensor<2x16x40xf32> {
+  // expected-error @+1 {{block_table must have element type}}
+  %out = "mla.cache_gather"(%pool, %table) : (tensor<9x4x40xf32>, tensor<2x4xf32>) -> tensor<2x16x40xf32>
+  return %out : tensor<2x16x40xf32>
+}
+
+// -----
+
+func.func @cache_gather$wrong_slots(%pool: tensor<9x4x40xf32>, %table: tensor<2x4xi32>) -> tensor<2x12x40xf32> {
+  // expected-error @+1 {{result 'out' has type [2,12,40]xfloat32, expected [2,16,40]xfloat32}}
+  %out = "mla.cache_gather"(%pool, %table) : (tensor<9x4x40xf32>, tensor<2x4xi32>) -> tensor<2x12x40xf32>
+  return %out : tensor<2x12x40xf32>
 }

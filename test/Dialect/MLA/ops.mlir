@@ -9,7 +9,7 @@
 // CHECK-SAME: (%[[X:[^:]+]]: tensor<1x4x64xf32>, %[[POS:[^:]+]]: tensor<1x4xi64>, %[[WQ:[^:]+]]: tensor<96x64xf32>, %[[WKV_A:[^:]+]]: tensor<40x64xf32>, %[[KV_NORM:[^:]+]]: tensor<32xf32>, %[[WKV_B:[^:]+]]: tensor<128x32xf32>, %[[WO:[^:]+]]: tensor<64x64xf32>)
 // CHECK: %[[OUT:.*]] = "mla.attention"(%[[X]], %[[POS]], %[[WKV_A]], %[[KV_NORM]], %[[WKV_B]], %[[WO]], %[[WQ]])
 // CHECK-SAME: num_heads = 4 : i64
-// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>
+// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>
 // CHECK-SAME: q_lora_rank = 0 : i64
 // CHECK-SAME: resultSegmentSizes = array<i32: 1, 0>
 // CHECK-SAME: layout = "interleaved"
@@ -25,7 +25,7 @@ func.func @attention$wq(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tens
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
@@ -35,7 +35,7 @@ func.func @attention$wq(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tens
 // CHECK-LABEL: func.func @attention$q_lora
 // CHECK-SAME: %[[WQ_A:[^:]+]]: tensor<24x64xf32>, %[[Q_NORM:[^:]+]]: tensor<24xf32>, %[[WQ_B:[^:]+]]: tensor<96x24xf32>
 // CHECK: %[[OUT:.*]] = "mla.attention"({{.*}}, %[[WQ_A]], %[[Q_NORM]], %[[WQ_B]])
-// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0>
+// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0>
 // CHECK-SAME: q_lora_rank = 24 : i64
 // CHECK-SAME: rope = {beta_fast = 3.200000e+01 : f64, beta_slow = 1.000000e+00 : f64, cos_sin_scale = 1.000000e+00 : f64, factor = 1.000000e+00 : f64, layout = "interleaved", original_seq_len = 4096 : i64, theta = 1.000000e+04 : f64, truncate = true}
 // CHECK: return %[[OUT]]
@@ -50,7 +50,7 @@ func.func @attention$q_lora(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>,
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0>,
       resultSegmentSizes = array<i32: 1, 0>}
     : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<24x64xf32>, tensor<24xf32>, tensor<96x24xf32>) -> tensor<1x4x64xf32>
@@ -62,7 +62,7 @@ func.func @attention$q_lora(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>,
 // CHECK-LABEL: func.func @attention$q_lora_kv_cache_yarn
 // CHECK-SAME: %[[CACHE:[^:]+]]: tensor<1x16x40xf32>)
 // CHECK: %[[RES:.*]]:2 = "mla.attention"({{.*}}, %[[CACHE]])
-// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1>
+// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0>
 // CHECK-SAME: resultSegmentSizes = array<i32: 1, 1>
 // CHECK-SAME: factor = 4.000000e+00 : f64, layout = "rotate_half", original_seq_len = 16 : i64
 // CHECK-SAME: -> (tensor<1x1x64xf32>, tensor<1x16x40xf32>)
@@ -80,7 +80,7 @@ func.func @attention$q_lora_kv_cache_yarn(
       rope = {layout = "rotate_half", theta = 10000.0 : f64, factor = 4.0 : f64,
               original_seq_len = 16 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.1386 : f64, truncate = false},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0>,
       resultSegmentSizes = array<i32: 1, 1>}
     : (tensor<1x1x64xf32>, tensor<1x1xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
        tensor<64x64xf32>, tensor<24x64xf32>, tensor<24xf32>, tensor<96x24xf32>, tensor<1x16x40xf32>)
@@ -105,7 +105,7 @@ func.func @attention$wq_kv_cache_vtensor(
       rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
               original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
               cos_sin_scale = 1.0 : f64, truncate = true},
-      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1>,
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0>,
       resultSegmentSizes = array<i32: 1, 1>}
     : (!torch.vtensor<[2,1,64],bf16>, !torch.vtensor<[2,1],si64>, !torch.vtensor<[40,64],bf16>,
        !torch.vtensor<[32],bf16>, !torch.vtensor<[128,32],bf16>, !torch.vtensor<[64,64],bf16>,
@@ -143,7 +143,7 @@ func.func @absorb_output$v3(%ctx: tensor<1x4x4x32xf32>, %wkv_b: tensor<128x32xf3
 // CHECK-SAME: -> tensor<1x16x40xf32>
 // CHECK: return %[[NEW]]
 func.func @cache_update$prefill(%cache: tensor<1x16x40xf32>, %entries: tensor<1x4x40xf32>, %pos: tensor<1x4xi64>) -> tensor<1x16x40xf32> {
-  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, rope_layout = "none"} : (tensor<1x16x40xf32>, tensor<1x4x40xf32>, tensor<1x4xi64>) -> tensor<1x16x40xf32>
   return %new : tensor<1x16x40xf32>
 }
 
@@ -151,7 +151,7 @@ func.func @cache_update$prefill(%cache: tensor<1x16x40xf32>, %entries: tensor<1x
 // CHECK: "mla.cache_update"
 // CHECK-SAME: (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
 func.func @cache_update$dynamic_cache_i32_positions(%cache: tensor<1x?x40xf32>, %entries: tensor<1x1x40xf32>, %pos: tensor<1x1xi32>) -> tensor<1x?x40xf32> {
-  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, rope_layout = "none"} : (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
+  %new = "mla.cache_update"(%cache, %entries, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, rope_layout = "none"} : (tensor<1x?x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi32>) -> tensor<1x?x40xf32>
   return %new : tensor<1x?x40xf32>
 }
 
@@ -199,7 +199,7 @@ func.func @kv_expand$value_dim_differs(%latent: tensor<1x16x32xf32>, %wkv_b: ten
 // CHECK: return %[[CTX]]
 func.func @latent_attention$decode(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
                                    %cache: tensor<1x16x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %cache, %pos) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
 }
@@ -264,9 +264,37 @@ func.func @rotary_embedding$key_rotate_half_yarn(%k_pe: tensor<1x4x8xf32>, %pos:
 func.func @rope_tables$fused_decode(%q_latent: tensor<1x1x4x32xf32>, %q_pe: tensor<1x1x4x8xf32>,
     %cache: tensor<1x16x40xf32>, %entries: tensor<1x1x40xf32>, %pos: tensor<1x1xi64>) -> tensor<1x1x4x32xf32> {
   %cos, %sin = "mla.rope_tables"() {rope = {beta_fast = 3.200000e+01 : f64, beta_slow = 1.000000e+00 : f64, cos_sin_scale = 1.000000e+00 : f64, factor = 4.000000e+01 : f64, layout = "interleaved", original_seq_len = 4096 : i64, theta = 1.000000e+04 : f64, truncate = true}, dim = 8 : i64, max_positions = 16 : i64} : () -> (tensor<16x4xf32>, tensor<16x4xf32>)
-  %new = "mla.cache_update"(%cache, %entries, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>, rope_layout = "interleaved"}
+  %new = "mla.cache_update"(%cache, %entries, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0>, rope_layout = "interleaved"}
     : (tensor<1x16x40xf32>, tensor<1x1x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x16x40xf32>
-  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %new, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %new, %pos, %cos, %sin) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0>, rope_layout = "interleaved", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
     : (tensor<1x1x4x32xf32>, tensor<1x1x4x8xf32>, tensor<1x16x40xf32>, tensor<1x1xi64>, tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<1x1x4x32xf32>
   return %ctx : tensor<1x1x4x32xf32>
+}
+
+// Paged latent cache: a pool of 9 blocks of 4 tokens, 2 sequences of up to 4 blocks each.
+// CHECK-LABEL: func.func @cache_update$paged
+// CHECK: "mla.cache_update"
+// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>
+// CHECK-SAME: (tensor<9x4x40xf32>, tensor<2x3x40xf32>, tensor<2x3xi64>, tensor<2x4xi32>) -> tensor<9x4x40xf32>
+func.func @cache_update$paged(%pool: tensor<9x4x40xf32>, %entries: tensor<2x3x40xf32>, %pos: tensor<2x3xi64>, %table: tensor<2x4xi32>) -> tensor<9x4x40xf32> {
+  %new = "mla.cache_update"(%pool, %entries, %pos, %table) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>, rope_layout = "none"} : (tensor<9x4x40xf32>, tensor<2x3x40xf32>, tensor<2x3xi64>, tensor<2x4xi32>) -> tensor<9x4x40xf32>
+  return %new : tensor<9x4x40xf32>
+}
+
+// CHECK-LABEL: func.func @latent_attention$paged
+// CHECK: "mla.latent_attention"
+// CHECK-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 1>
+// CHECK-SAME: -> tensor<2x1x4x32xf32>
+func.func @latent_attention$paged(%q_latent: tensor<2x1x4x32xf32>, %q_pe: tensor<2x1x4x8xf32>, %pool: tensor<9x4x40xf32>, %pos: tensor<2x1xi64>, %table: tensor<2x4xi32>) -> tensor<2x1x4x32xf32> {
+  %ctx = "mla.latent_attention"(%q_latent, %q_pe, %pool, %pos, %table) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 1>, rope_layout = "none", kv_lora_rank = 32 : i64, softmax_scale = 0.25 : f64}
+    : (tensor<2x1x4x32xf32>, tensor<2x1x4x8xf32>, tensor<9x4x40xf32>, tensor<2x1xi64>, tensor<2x4xi32>) -> tensor<2x1x4x32xf32>
+  return %ctx : tensor<2x1x4x32xf32>
+}
+
+// CHECK-LABEL: func.func @cache_gather$paged
+// CHECK: %[[OUT:.*]] = "mla.cache_gather"(%{{.*}}, %{{.*}}) : (tensor<9x4x40xf32>, tensor<2x4xi32>) -> tensor<2x16x40xf32>
+// CHECK: return %[[OUT]]
+func.func @cache_gather$paged(%pool: tensor<9x4x40xf32>, %table: tensor<2x4xi32>) -> tensor<2x16x40xf32> {
+  %out = "mla.cache_gather"(%pool, %table) : (tensor<9x4x40xf32>, tensor<2x4xi32>) -> tensor<2x16x40xf32>
+  return %out : tensor<2x16x40xf32>
 }

@@ -247,7 +247,7 @@ def test_attention_bias_rejected() -> None:
 @pytest.mark.parametrize(
     "kwargs, reason",
     [
-        ({"attention_mask": torch.tensor([[1] * 9 + [0]] * 2)}, "padding"),
+        ({"attention_mask": torch.ones(2, 1, 10, 10)}, "4D mask is not supported"),
         ({"inputs_embeds": torch.zeros(2, 10, 64)}, "inputs_embeds"),
         ({"labels": torch.zeros(2, 10, dtype=torch.long)}, "labels"),
         ({"output_hidden_states": True}, "output_hidden_states"),

@@ -1,0 +1,197 @@
+"""Run side of the `triton` target: the plan's steps launch our Triton kernels.
+
+`TritonExecutor` is a `PlanExecutor` whose kernel table maps op names to the Triton wrappers
+of `mlacc.runtime.triton` (each with its op's semantics signature); the plan's other steps
+run through PyTorch, as the manifest's ``fallbacks`` lists at compile time. Loading checks
+the environment first and fails with one line when the kernels cannot run: no Triton, a
+Triton older than the artifact needs, no CUDA GPU without ``TRITON_INTERPRET=1``, or a GPU
+older than the artifact needs. On a GPU, `decode` replays as a CUDA graph once its buffers
+are stable (see `_DecodeGraph`); CPU and interpreter runs never capture.
+
+Imports torch and triton only (never MLIR, never the compile side).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..errors import TargetError
+from ..interpreter import Kernel
+from .base import PlanExecutor
+
+
+def _version(text: str) -> tuple[int, int]:
+    parts = [*text.split("+")[0].split("."), "0", "0"][:2]
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except ValueError:
+        return (0, 0)
+
+
+def _interpret_requested() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def check_environment(manifest: Mapping[str, Any]) -> torch.device:
+    """The device the artifact's kernels run on; TargetError (one line) when none can."""
+    info = manifest.get("backend", {}).get("triton", {})
+    try:
+        import triton
+    except ImportError:
+        raise TargetError(
+            "target 'triton' needs the 'triton' package (pip install triton); it is not installed"
+        ) from None
+    need = str(info.get("min_version", "3.6"))
+    have = str(triton.__version__)
+    if _version(have) < _version(need) or _version(have)[0] != _version(need)[0]:
+        raise TargetError(
+            f"Triton {have} cannot run this artifact: its kernels need Triton {need} to "
+            f"{_version(need)[0]}.x (compiled with {info.get('compiled_with')})"
+        )
+    from ..triton import _common
+
+    if _interpret_requested():
+        if not _common.INTERPRET:
+            raise TargetError(
+                "TRITON_INTERPRET=1 was set after mlacc's Triton kernels were imported; set it "
+                "before the first import of mlacc.runtime.triton"
+            )
+        return torch.device("cpu")
+    if _common.INTERPRET:
+        raise TargetError(
+            "mlacc's Triton kernels were imported under TRITON_INTERPRET=1, which is unset now"
+        )
+    if not torch.cuda.is_available():
+        raise TargetError(
+            "target 'triton' needs an NVIDIA GPU (no CUDA device found); set TRITON_INTERPRET=1 "
+            "to run its kernels on the CPU under the Triton interpreter (slow)"
+        )
+    major, minor = torch.cuda.get_device_capability()
+    sm, need_sm = major * 10 + minor, int(info.get("min_sm", 80))
+    if sm < need_sm:
+        raise TargetError(
+            f"GPU '{torch.cuda.get_device_name()}' (sm_{sm}) is too old for this artifact: its "
+            f"kernels need sm_{need_sm} or newer"
+        )
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+class TritonExecutor(PlanExecutor):
+    """Executes `triton` artifacts: Triton kernels for the ops that have one, PyTorch for the
+    listed fallbacks."""
+
+    name = "triton"
+
+    def __init__(self, artifact: Any):
+        self.device = check_environment(artifact.manifest)
+        super().__init__(artifact)
+        if self.device.type == "cuda":
+            self.interpreter.weights = {
+                k: v.to(self.device, non_blocking=True) for k, v in artifact.weights.items()
+            }
+        info = artifact.manifest.get("backend", {}).get("triton", {})
+        self.use_cuda_graph = (
+            self.device.type == "cuda"
+            and bool(info.get("cuda_graph", True))
+            and os.environ.get("MLACC_TRITON_CUDA_GRAPH", "1") != "0"
+        )
+        self._graphs: dict[str, _DecodeGraph] = {}
+        # Why decode does not replay as a graph (None while it does or has not run yet).
+        self.cuda_graph_status: str | None = None if self.use_cuda_graph else "off"
+
+    def kernels(self) -> Mapping[str, Kernel]:
+        from ..triton import kernel_table
+
+        table: dict[str, Kernel] = dict(super().kernels())
+        table.update(kernel_table())
+        return table
+
+    def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
+        moved = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]
+        fn = self.plan.functions[entry]
+        if self.use_cuda_graph and entry == "decode":
+            outputs = self._run_graph(entry, moved)
+        else:
+            outputs = self.interpreter.run(fn, moved)
+        return _restore(inputs, moved, outputs)
+
+    def _run_graph(self, entry: str, inputs: list[Any]) -> list[Any]:
+        fn = self.plan.functions[entry]
+        donated = getattr(fn, "donated", None)
+        if not donated:
+            self.cuda_graph_status = "off: the plan does not donate its caches"
+            return self.interpreter.run(fn, inputs)
+        graph = self._graphs.get(entry)
+        key = _buffer_key(inputs, donated)
+        if graph is None or graph.key != key:
+            self.interpreter.run(fn, inputs)  # warm-up: compiles kernels, prepares weights
+            try:
+                graph = _DecodeGraph(self.interpreter, fn, inputs, donated, key)
+            except Exception as err:  # noqa: BLE001 - capture failures fall back, reported
+                self.cuda_graph_status = f"off: capture failed ({type(err).__name__}: {err})"
+                self.use_cuda_graph = False
+                return self.interpreter.run(fn, inputs)
+            self._graphs[entry] = graph
+            self.cuda_graph_status = "on"
+        return graph.replay(inputs)
+
+
+def _buffer_key(inputs: list[Any], donated: Mapping[Any, Any]) -> tuple:
+    """Identity of the donated buffers (a graph replays only on the buffers it captured)."""
+    return tuple(
+        (int(i), inputs[int(i)].data_ptr(), tuple(inputs[int(i)].shape)) for i in sorted(donated)
+    )
+
+
+class _DecodeGraph:
+    """One captured decode step: non-donated inputs are copied into static buffers, donated
+    ones (the caches) are the captured buffers themselves, outputs are cloned out."""
+
+    def __init__(
+        self, interpreter: Any, fn: Any, inputs: list[Any], donated: Mapping[Any, Any], key: tuple
+    ):
+        self.key = key
+        self.donated = {int(i) for i in donated}
+        self.static = [
+            t if i in self.donated or not isinstance(t, torch.Tensor) else t.clone()
+            for i, t in enumerate(inputs)
+        ]
+        self.graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            interpreter.run(fn, self.static)  # second warm-up on the side stream
+        torch.cuda.current_stream().wait_stream(stream)
+        with torch.cuda.graph(self.graph):
+            self.outputs = interpreter.run(fn, self.static)
+
+    def replay(self, inputs: list[Any]) -> list[Any]:
+        for i, t in enumerate(inputs):
+            if i not in self.donated and isinstance(t, torch.Tensor):
+                self.static[i].copy_(t)
+        self.graph.replay()
+        donated_ptrs = {self.static[i].data_ptr() for i in self.donated}
+        return [
+            o.clone() if isinstance(o, torch.Tensor) and o.data_ptr() not in donated_ptrs else o
+            for o in self.outputs
+        ]
+
+
+def _restore(originals: list[Any], moved: list[Any], outputs: list[Any]) -> list[Any]:
+    """Outputs on the callers' device; a donated buffer that was moved is written back."""
+    home = next((t.device for t in originals if isinstance(t, torch.Tensor)), None)
+    out = []
+    for o in outputs:
+        if isinstance(o, torch.Tensor):
+            hit = next((k for k, m in enumerate(moved) if m is o and originals[k] is not m), None)
+            if hit is not None:
+                originals[hit].copy_(o)
+                o = originals[hit]
+            elif home is not None and o.device != home:
+                o = o.to(home)
+        out.append(o)
+    return out

@@ -1,0 +1,340 @@
+"""MLA attention: absorbed (`mla.absorb_query`, `mla.latent_attention`, `mla.absorb_output`),
+un-absorbed (`mla.kv_expand`, `mla.decoupled_attention`) and `mla.cache_update`.
+
+Contractions are fp32 `einsum` generics; the softmax is masked by position (``key j is
+visible to query i iff k_pos[j] <= q_pos[i]``, and ``key_mask[b, j]`` when given), fp32, and a
+query that sees no key gets a zero row.
+"""
+
+from __future__ import annotations
+
+from ..emit import TT, Names, dims, einsum, empty, extract_slice, f32, filled, generic
+from . import Kernel, lowering
+from .rope import rotate
+
+
+def _heads(k: Kernel) -> tuple[int, int, int]:
+    return int(k.attrs["num_heads"]), int(k.attrs["qk_nope_head_dim"]), int(k.attrs["v_head_dim"])
+
+
+def _wkv_b_split(lines: list[str], names: Names, k: Kernel) -> tuple[str, TT, str, TT]:
+    """W_UK ``[H, dn, C]`` and W_UV ``[H, dv, C]`` as slices of wkv_b ``[H*(dn+dv), C]``."""
+    h, dn, dv = _heads(k)
+    w, wt = k.arg("wkv_b"), k.type("wkv_b")
+    c = wt.shape[1]
+    w3t = wt.like((h, dn + dv, c))
+    w3 = names("w3")
+    lines.append(
+        f"{w3} = tensor.expand_shape {w} [[0, 1], [2]] output_shape [{h}, {dn + dv}, {c}] "
+        f": {wt} into {w3t}"
+    )
+    uk, ukt = extract_slice(lines, names, w3, w3t, [0, 0, 0], [h, dn, c])
+    uv, uvt = extract_slice(lines, names, w3, w3t, [0, dn, 0], [h, dv, c])
+    return uk, ukt, uv, uvt
+
+
+@lowering("mla.absorb_query")
+def absorb_query(k: Kernel) -> list[str]:
+    """``q_latent[b,s,h,c] = sum_d q_nope[b,s,h,d] W_UK[h,d,c]``."""
+    lines: list[str] = []
+    uk, ukt, _, _ = _wkv_b_split(lines, k.names, k)
+    qt = k.type("q_nope")
+    out, out_t = einsum(lines, k.names, "bshd,hdc->bshc", k.arg("q_nope"), qt, uk, ukt, qt.elem)
+    lines.append(f"return {out} : {out_t}")
+    return lines
+
+
+@lowering("mla.absorb_output")
+def absorb_output(k: Kernel) -> list[str]:
+    """``o[b,s,h,v] = sum_c ctx[b,s,h,c] W_UV[h,v,c]``."""
+    lines: list[str] = []
+    _, _, uv, uvt = _wkv_b_split(lines, k.names, k)
+    ct = k.type("ctx")
+    out, out_t = einsum(lines, k.names, "bshc,hvc->bshv", k.arg("ctx"), ct, uv, uvt, ct.elem)
+    lines.append(f"return {out} : {out_t}")
+    return lines
+
+
+@lowering("mla.kv_expand")
+def kv_expand(k: Kernel) -> list[str]:
+    """``k_nope[b,t,h,d] = sum_c latent[b,t,c] W_UK[h,d,c]``, ``v`` likewise with W_UV."""
+    lines: list[str] = []
+    uk, ukt, uv, uvt = _wkv_b_split(lines, k.names, k)
+    lt = k.type("latent")
+    kn, knt = einsum(lines, k.names, "btc,hdc->bthd", k.arg("latent"), lt, uk, ukt, lt.elem)
+    v, vt = einsum(lines, k.names, "btc,hdc->bthd", k.arg("latent"), lt, uv, uvt, lt.elem)
+    lines.append(f"return {kn}, {v} : {knt}, {vt}")
+    return lines
+
+
+def _softmax_rows(
+    lines: list[str],
+    names: Names,
+    scores: str,
+    st: TT,
+    visible: list[str],
+    vis_ins: list[tuple[str, TT, str]],
+    scale: float,
+) -> tuple[str, TT]:
+    """p = masked softmax over the last dim of fp32 ``scores [b,s,h,t]`` times `scale`.
+
+    `visible` is body text defining ``%vis`` (i1) from ``%i0..%i3`` (loop indices) and the
+    block arguments ``%in1...`` of `vis_ins`. Invisible keys get 0; all-invisible rows 0.
+    """
+    ident = dims(0, 1, 2, 3)
+    rows_t = st.like(st.shape[:-1])
+    ninf = "0xFF800000"
+    idx = [f"%i{n} = linalg.index {n} : index" for n in range(4)]
+    masked = empty(lines, names, st)
+    body = [
+        *idx,
+        *visible,
+        f"%sc = arith.constant {f32(scale)} : f32",
+        "%x = arith.mulf %in0, %sc : f32",
+        f"%ninf = arith.constant {ninf} : f32",
+        "%m = arith.select %vis, %x, %ninf : f32",
+    ]
+    sm = names("masked")
+    lines.append(
+        generic(sm, 4, [(scores, st, ident), *vis_ins], [(masked, st, ident)], "pppp", body, ["%m"])
+    )
+    mx0 = filled(lines, names, rows_t, ninf)
+    mx = names("rowmax")
+    lines.append(
+        generic(
+            mx,
+            4,
+            [(sm, st, ident)],
+            [(mx0, rows_t, dims(0, 1, 2))],
+            "pppr",
+            ["%mm = arith.maximumf %out0, %in0 : f32"],
+            ["%mm"],
+        )
+    )
+    ex0 = empty(lines, names, st)
+    body = [
+        "%z = arith.constant 0.000000e+00 : f32",
+        f"%ninf = arith.constant {ninf} : f32",
+        "%live = arith.cmpf one, %in0, %ninf : f32",
+        "%d = arith.subf %in0, %in1 : f32",
+        "%e = math.exp %d : f32",
+        "%r = arith.select %live, %e, %z : f32",
+    ]
+    ex = names("exp")
+    lines.append(
+        generic(
+            ex,
+            4,
+            [(sm, st, ident), (mx, rows_t, dims(0, 1, 2))],
+            [(ex0, st, ident)],
+            "pppp",
+            body,
+            ["%r"],
+        )
+    )
+    sum0 = filled(lines, names, rows_t, "0.000000e+00")
+    sm_ = names("rowsum")
+    lines.append(
+        generic(
+            sm_,
+            4,
+            [(ex, st, ident)],
+            [(sum0, rows_t, dims(0, 1, 2))],
+            "pppr",
+            ["%a = arith.addf %out0, %in0 : f32"],
+            ["%a"],
+        )
+    )
+    p0 = empty(lines, names, st)
+    body = [
+        "%z = arith.constant 0.000000e+00 : f32",
+        "%pos = arith.cmpf ogt, %in1, %z : f32",
+        "%q = arith.divf %in0, %in1 : f32",
+        "%r = arith.select %pos, %q, %z : f32",
+    ]
+    p = names("probs")
+    lines.append(
+        generic(
+            p,
+            4,
+            [(ex, st, ident), (sm_, rows_t, dims(0, 1, 2))],
+            [(p0, st, ident)],
+            "pppp",
+            body,
+            ["%r"],
+        )
+    )
+    return p, st
+
+
+def _key_mask_visible(k: Kernel, first_in: int) -> tuple[list[str], list[tuple[str, TT, str]]]:
+    """Body lines and-ing ``key_mask[b, t]`` into ``%vis0`` -> ``%vis`` (if the op has one)."""
+    if not k.has("key_mask"):
+        return ["%vis = arith.andi %vis0, %vis0 : i1"], []
+    mt = k.type("key_mask")
+    line = f"%vis = arith.andi %vis0, %in{first_in} : i1"
+    return [line], [(k.arg("key_mask"), mt, dims(0, 3))]
+
+
+@lowering("mla.latent_attention")
+def latent_attention(k: Kernel) -> list[str]:
+    """Absorbed attention over the latent cache ``[B, T, C + dr]``, slots ``t <= pos[b,s]``."""
+    k.reject("block_table")
+    names = k.names
+    lines: list[str] = []
+    q, qt = k.arg("q_latent"), k.type("q_latent")
+    qpe, qpet = k.arg("q_pe"), k.type("q_pe")
+    cache, ct = k.arg("kv_cache"), k.type("kv_cache")
+    pos, pt = k.arg("positions"), k.type("positions")
+    b, t_len, e = ct.shape
+    c = int(k.attrs["kv_lora_rank"])
+    if k.has("rope_cos"):
+        tables = (k.arg("rope_cos"), k.arg("rope_sin"), k.type("rope_cos"))
+        qpe = rotate(lines, names, qpe, qpet, pos, pt, k.attrs["rope_layout"], tables=tables)
+    lat, latt = extract_slice(lines, names, cache, ct, [0, 0, 0], [b, t_len, c])
+    kpe, kpet = extract_slice(lines, names, cache, ct, [0, 0, c], [b, t_len, e - c])
+    s1, st = einsum(lines, names, "bshc,btc->bsht", q, qt, lat, latt)
+    s2, _ = einsum(lines, names, "bshr,btr->bsht", qpe, qpet, kpe, kpet)
+    summed = empty(lines, names, st)
+    ident = dims(0, 1, 2, 3)
+    total = names("scores")
+    lines.append(
+        generic(
+            total,
+            4,
+            [(s1, st, ident), (s2, st, ident)],
+            [(summed, st, ident)],
+            "pppp",
+            ["%a = arith.addf %in0, %in1 : f32"],
+            ["%a"],
+        )
+    )
+    mask_lines, mask_ins = _key_mask_visible(k, 2)
+    visible = [
+        f"%tpos = arith.index_cast %i3 : index to {pt.elem}",
+        f"%vis0 = arith.cmpi sle, %tpos, %in1 : {pt.elem}",
+        *mask_lines,
+    ]
+    p, pst = _softmax_rows(
+        lines,
+        names,
+        total,
+        st,
+        visible,
+        [(pos, pt, dims(0, 1)), *mask_ins],
+        float(k.attrs["softmax_scale"]),
+    )
+    ctx, ctxt = einsum(lines, names, "bsht,btc->bshc", p, pst, lat, latt, qt.elem)
+    lines.append(f"return {ctx} : {ctxt}")
+    return lines
+
+
+@lowering("mla.decoupled_attention")
+def decoupled_attention(k: Kernel) -> list[str]:
+    """Per-head keys/values with a head-shared rotary key; ``k_pos[t] <= q_pos[s]``."""
+    names = k.names
+    lines: list[str] = []
+    qn, qnt = k.arg("q_nope"), k.type("q_nope")
+    qpe, qpet = k.arg("q_pe"), k.type("q_pe")
+    kn, knt = k.arg("k_nope"), k.type("k_nope")
+    kpe, kpet = k.arg("k_pe"), k.type("k_pe")
+    v, vt = k.arg("v"), k.type("v")
+    qp, qpt = k.arg("q_positions"), k.type("q_positions")
+    kp, kpt = k.arg("k_positions"), k.type("k_positions")
+    if k.has("rope_cos"):
+        tables = (k.arg("rope_cos"), k.arg("rope_sin"), k.type("rope_cos"))
+        layout = k.attrs["rope_layout"]
+        qpe = rotate(lines, names, qpe, qpet, qp, qpt, layout, tables=tables)
+        kpe = rotate(lines, names, kpe, kpet, kp, kpt, layout, tables=tables)
+    s1, st = einsum(lines, names, "bshd,bthd->bsht", qn, qnt, kn, knt)
+    s2, _ = einsum(lines, names, "bshr,btr->bsht", qpe, qpet, kpe, kpet)
+    summed = empty(lines, names, st)
+    ident = dims(0, 1, 2, 3)
+    total = names("scores")
+    lines.append(
+        generic(
+            total,
+            4,
+            [(s1, st, ident), (s2, st, ident)],
+            [(summed, st, ident)],
+            "pppp",
+            ["%a = arith.addf %in0, %in1 : f32"],
+            ["%a"],
+        )
+    )
+    mask_lines, mask_ins = _key_mask_visible(k, 3)
+    visible = [f"%vis0 = arith.cmpi sle, %in2, %in1 : {qpt.elem}", *mask_lines]
+    if kpt.elem != qpt.elem:
+        visible = [
+            f"%kp64 = arith.extsi %in2 : {kpt.elem} to {qpt.elem}",
+            f"%vis0 = arith.cmpi sle, %kp64, %in1 : {qpt.elem}",
+            *mask_lines,
+        ]
+    p, pst = _softmax_rows(
+        lines,
+        names,
+        total,
+        st,
+        visible,
+        [(qp, qpt, dims(0, 1)), (kp, kpt, dims(0, 3)), *mask_ins],
+        float(k.attrs["softmax_scale"]),
+    )
+    out, out_t = einsum(lines, names, "bsht,bthd->bshd", p, pst, v, vt, qnt.elem)
+    lines.append(f"return {out} : {out_t}")
+    return lines
+
+
+@lowering("mla.cache_update")
+def cache_update(k: Kernel) -> list[str]:
+    """``cache[b, pos[b,i]] = entries[b,i]`` (k_pe rotated first with tables), in a loop nest
+    of ``tensor.insert_slice`` that bufferizes in place; out-of-range positions are skipped."""
+    k.reject("block_table")
+    names = k.names
+    lines: list[str] = []
+    cache, ct = k.arg("cache"), k.type("cache")
+    ent, et = k.arg("entries"), k.type("entries")
+    pos, pt = k.arg("positions"), k.type("positions")
+    b, t_len, e = ct.shape
+    s = et.shape[1]
+    if k.has("rope_cos"):
+        tt = k.type("rope_cos")
+        dr = 2 * tt.shape[1]
+        pe, pet = extract_slice(lines, names, ent, et, [0, 0, e - dr], [b, s, dr])
+        tables = (k.arg("rope_cos"), k.arg("rope_sin"), tt)
+        rot = rotate(lines, names, pe, pet, pos, pt, k.attrs["rope_layout"], tables=tables)
+        new = names("ent")
+        lines.append(
+            f"{new} = tensor.insert_slice {rot} into {ent}[0, 0, {e - dr}] "
+            f"[{b}, {s}, {dr}] [1, 1, 1] : {pet} into {et}"
+        )
+        ent = new
+    row_t = TT((1, 1, e), ct.elem)
+    lines += [
+        "%c0 = arith.constant 0 : index",
+        "%c1 = arith.constant 1 : index",
+        f"%cb = arith.constant {b} : index",
+        f"%cs = arith.constant {s} : index",
+        f"%ct = arith.constant {t_len} : index",
+        f"%res = scf.for %b = %c0 to %cb step %c1 iter_args(%acc0 = {cache}) -> ({ct}) {{",
+        f"  %inner = scf.for %i = %c0 to %cs step %c1 iter_args(%acc1 = %acc0) -> ({ct}) {{",
+        f"    %p0 = tensor.extract {pos}[%b, %i] : {pt}",
+        f"    %p = arith.index_cast %p0 : {pt.elem} to index",
+        "    %ge = arith.cmpi sge, %p, %c0 : index",
+        "    %lt = arith.cmpi slt, %p, %ct : index",
+        "    %ok = arith.andi %ge, %lt : i1",
+        f"    %next = scf.if %ok -> ({ct}) {{",
+        f"      %row = tensor.extract_slice {ent}[%b, %i, 0] [1, 1, {e}] [1, 1, 1] "
+        f": {et} to {row_t}",
+        f"      %upd = tensor.insert_slice %row into %acc1[%b, %p, 0] [1, 1, {e}] [1, 1, 1] "
+        f": {row_t} into {ct}",
+        f"      scf.yield %upd : {ct}",
+        "    } else {",
+        f"      scf.yield %acc1 : {ct}",
+        "    }",
+        f"    scf.yield %next : {ct}",
+        "  }",
+        f"  scf.yield %inner : {ct}",
+        "}",
+        f"return %res : {ct}",
+    ]
+    return lines

@@ -1,0 +1,550 @@
+"""DeepSeekMoE: `moe.router` (sigmoid/softmax, bias, group-limited top-k), `moe.dispatch`
+(counting sort into block-padded expert segments), `moe.grouped_matmul`, `moe.swiglu`,
+`moe.combine` and the dense `moe.mlp`.
+
+Routing and dispatch are scalar ``scf.for`` loop nests over tokens (they are data-dependent
+and tiny); the matmuls are fp32 `einsum` generics.
+"""
+
+from __future__ import annotations
+
+from ..emit import (
+    TT,
+    LoweringError,
+    Names,
+    dims,
+    einsum,
+    empty,
+    extract_slice,
+    f32,
+    filled,
+    from_f32,
+    generic,
+    to_f32,
+)
+from . import Kernel, lowering
+from ._common import linear
+
+
+def _silu_mul(body: list[str], names: Names, gate: str, up: str, elem: str) -> str:
+    """``silu(gate) * up`` with silu in fp32 rounded to `elem`, the product in `elem`."""
+    g = to_f32(body, names, gate, elem)
+    body += [
+        f"%ng = arith.negf {g} : f32",
+        "%eg = math.exp %ng : f32",
+        "%one = arith.constant 1.000000e+00 : f32",
+        "%den = arith.addf %one, %eg : f32",
+        f"%silu = arith.divf {g}, %den : f32",
+    ]
+    silu = from_f32(body, names, "%silu", elem)
+    s2 = to_f32(body, names, silu, elem)
+    u = to_f32(body, names, up, elem)
+    body.append(f"%prod = arith.mulf {s2}, {u} : f32")
+    return from_f32(body, names, "%prod", elem)
+
+
+@lowering("moe.swiglu")
+def swiglu(k: Kernel) -> list[str]:
+    """``silu(h[..., :I]) * h[..., I:]``."""
+    h, ht = k.arg("h"), k.type("h")
+    r, inter = ht.rank, ht.shape[-1] // 2
+    lines: list[str] = []
+    lead = list(ht.shape[:-1])
+    g, gt = extract_slice(lines, k.names, h, ht, [0] * r, [*lead, inter])
+    u, _ = extract_slice(lines, k.names, h, ht, [0] * (r - 1) + [inter], [*lead, inter])
+    out = empty(lines, k.names, gt)
+    body: list[str] = []
+    y = _silu_mul(body, k.names, "%in0", "%in1", ht.elem)
+    ident = dims(*range(r))
+    lines.append(
+        generic("%r", r, [(g, gt, ident), (u, gt, ident)], [(out, gt, ident)], "p" * r, body, [y])
+    )
+    lines.append(f"return %r : {gt}")
+    return lines
+
+
+@lowering("moe.mlp")
+def mlp(k: Kernel) -> list[str]:
+    """``w_down · (silu(w_gate · x) * (w_up · x))``."""
+    names = k.names
+    x, xt = k.arg("x"), k.type("x")
+    lines: list[str] = []
+    g, gt = linear(lines, names, x, xt, k.arg("w_gate"), k.type("w_gate"))
+    u, _ = linear(lines, names, x, xt, k.arg("w_up"), k.type("w_up"))
+    out = empty(lines, names, gt)
+    body: list[str] = []
+    y = _silu_mul(body, names, "%in0", "%in1", xt.elem)
+    ident = dims(*range(gt.rank))
+    lines.append(
+        generic(
+            "%act",
+            gt.rank,
+            [(g, gt, ident), (u, gt, ident)],
+            [(out, gt, ident)],
+            "p" * gt.rank,
+            body,
+            [y],
+        )
+    )
+    d, dt = linear(lines, names, "%act", gt, k.arg("w_down"), k.type("w_down"))
+    lines.append(f"return {d} : {dt}")
+    return lines
+
+
+@lowering("moe.combine")
+def combine(k: Kernel) -> list[str]:
+    """``out[n, d] = sum_k weights[n,k] * y[row_of[n,k], d]`` in fp32, y's dtype."""
+    y, yt = k.arg("y"), k.type("y")
+    rows, rt = k.arg("row_of"), k.type("row_of")
+    w, wt = k.arg("weights"), k.type("weights")
+    n, d = rt.shape[0], yt.shape[1]
+    lines: list[str] = []
+    acc_t = TT((n, d), "f32")
+    init = filled(lines, k.names, acc_t, "0.000000e+00")
+    body = [
+        f"%row = arith.index_cast %in0 : {rt.elem} to index",
+        "%d = linalg.index 1 : index",
+        f"%yv = tensor.extract {y}[%row, %d] : {yt}",
+    ]
+    yf = to_f32(body, k.names, "%yv", yt.elem)
+    wf = to_f32(body, k.names, "%in1", wt.elem)
+    body += [f"%p = arith.mulf {yf}, {wf} : f32", "%s = arith.addf %out0, %p : f32"]
+    lines.append(
+        generic(
+            "%acc",
+            3,
+            [(rows, rt, dims(0, 2)), (w, wt, dims(0, 2))],
+            [(init, acc_t, dims(0, 1))],
+            "ppr",
+            body,
+            ["%s"],
+        )
+    )
+    from ._common import convert
+
+    out, out_t = convert(lines, k.names, "%acc", acc_t, yt.elem)
+    lines.append(f"return {out} : {out_t}")
+    return lines
+
+
+@lowering("moe.grouped_matmul")
+def grouped_matmul(k: Kernel) -> list[str]:
+    """``out[r] = w[e] · x[r]`` for rows ``offsets[e] <= r < offsets[e+1]``; other rows 0."""
+    x, xt = k.arg("x"), k.type("x")
+    w, wt = k.arg("w"), k.type("w")
+    off, ot = k.arg("expert_offsets"), k.type("expert_offsets")
+    return _grouped(k.names, x, xt, w, wt, off, ot, xt.elem, _plain_rows)
+
+
+def _plain_rows(
+    lines: list[str], names: Names, x: str, xt: TT, w: str, wt: TT, out_elem: str
+) -> tuple[str, TT]:
+    """The rows ``x [?, K]`` of one expert times ``w [N, K]^T`` (fp32), cast to `out_elem`."""
+    n = wt.shape[0]
+    acc_t = TT((None, n), "f32")
+    lines += [
+        f"%acc_e = tensor.empty(%len) : {acc_t}",
+        "%zero_e = arith.constant 0.000000e+00 : f32",
+        f"%acc0 = linalg.fill ins(%zero_e : f32) outs(%acc_e : {acc_t}) -> {acc_t}",
+    ]
+    y, yt = einsum(lines, names, "mk,nk->mn", x, xt, w, wt, "f32", init="%acc0")
+    if out_elem == "f32":
+        return y, yt
+    out_t = yt.like(elem=out_elem)
+    body: list[str] = []
+    v = from_f32(body, names, "%in0", out_elem)
+    lines.append(f"%cv_e = tensor.empty(%len) : {out_t}")
+    lines.append(
+        generic("%ycv", 2, [(y, yt, dims(0, 1))], [("%cv_e", out_t, dims(0, 1))], "pp", body, [v])
+    )
+    return "%ycv", out_t
+
+
+def _grouped(names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None) -> list[str]:
+    """The expert loop shared by `moe.grouped_matmul` and `fp8.grouped_matmul`: per expert,
+    the dynamic row slice of x (and of `extra_slices`), `rows_fn` on it, inserted in place."""
+    p, kdim = xt.shape
+    e_count, n = wt.shape[0], wt.shape[1]
+    out_t = TT((p, n), out_elem)
+    lines: list[str] = []
+    init = filled(lines, names, out_t, "0.000000e+00" if out_elem != "i64" else "0")
+    w_e_t = wt.like(wt.shape[1:])
+    x_e_t = TT((None, kdim), xt.elem)
+    y_e_t = TT((None, n), out_elem)
+    lines += [
+        "%c0 = arith.constant 0 : index",
+        "%c1 = arith.constant 1 : index",
+        f"%ce = arith.constant {e_count} : index",
+        f"%cp = arith.constant {p} : index",
+        f"%res = scf.for %e = %c0 to %ce step %c1 iter_args(%acc = {init}) -> ({out_t}) {{",
+        "  %e1 = arith.addi %e, %c1 : index",
+        f"  %lo0 = tensor.extract {off}[%e] : {ot}",
+        f"  %hi0 = tensor.extract {off}[%e1] : {ot}",
+        f"  %lo1 = arith.index_cast %lo0 : {ot.elem} to index",
+        f"  %hi1 = arith.index_cast %hi0 : {ot.elem} to index",
+        "  %lo = arith.minsi %lo1, %cp : index",
+        "  %hi2 = arith.minsi %hi1, %cp : index",
+        "  %hi = arith.maxsi %hi2, %lo : index",
+        "  %len = arith.subi %hi, %lo : index",
+        "  %some = arith.cmpi sgt, %len, %c0 : index",
+        f"  %next = scf.if %some -> ({out_t}) {{",
+        f"    %xs = tensor.extract_slice {x}[%lo, 0] [%len, {kdim}] [1, 1] : {xt} to {x_e_t}",
+        f"    %we = tensor.extract_slice {w}[%e, 0, 0] [1, {n}, {kdim}] [1, 1, 1] : {wt} "
+        f"to {w_e_t}",
+    ]
+    inner: list[str] = []
+    extra = extra_slices(inner) if extra_slices else {}
+    y, _ = rows_fn(inner, names, "%xs", x_e_t, "%we", w_e_t, out_elem, **extra)
+    lines += [f"    {line}" for line in "\n".join(inner).splitlines()]
+    lines += [
+        f"    %upd = tensor.insert_slice {y} into %acc[%lo, 0] [%len, {n}] [1, 1] "
+        f": {y_e_t} into {out_t}",
+        f"    scf.yield %upd : {out_t}",
+        "  } else {",
+        f"    scf.yield %acc : {out_t}",
+        "  }",
+        f"  scf.yield %next : {out_t}",
+        "}",
+        f"return %res : {out_t}",
+    ]
+    return lines
+
+
+@lowering("moe.dispatch")
+def dispatch(k: Kernel) -> list[str]:
+    """Counting sort of the (token, k) pairs by expert into block-padded segments."""
+    x, xt = k.arg("x"), k.type("x")
+    idx, it = k.arg("indices"), k.type("indices")
+    e_count, bs = int(k.attrs["num_experts"]), int(k.attrs["block_size"])
+    n, top = it.shape
+    d = xt.shape[1]
+    xs_t, rows_t, off_t = k.results
+    ie = it.elem
+    cnt_t = TT((e_count,), "i64")
+    row_t = TT((1, d), xt.elem)
+    lines: list[str] = []
+    xs0 = filled(lines, k.names, xs_t, "0.000000e+00" if xt.elem != "i64" else "0")
+    cnt0 = filled(lines, k.names, cnt_t, "0")
+    off0 = filled(lines, k.names, off_t, "0")
+    rows0 = filled(lines, k.names, rows_t, "0")
+    lines += [
+        "%c0 = arith.constant 0 : index",
+        "%c1 = arith.constant 1 : index",
+        f"%cn = arith.constant {n} : index",
+        f"%ck = arith.constant {top} : index",
+        f"%ce = arith.constant {e_count} : index",
+        "%one = arith.constant 1 : i64",
+        f"%bsm1 = arith.constant {bs - 1} : i64",
+        f"%bs = arith.constant {bs} : i64",
+        f"%nexp = arith.constant {e_count} : i64",
+        "%zero = arith.constant 0 : i64",
+        # counts[e] = number of pairs routed to e
+        f"%counts = scf.for %n = %c0 to %cn step %c1 iter_args(%ca = {cnt0}) -> ({cnt_t}) {{",
+        f"  %cb = scf.for %k = %c0 to %ck step %c1 iter_args(%cc = %ca) -> ({cnt_t}) {{",
+        f"    %e0 = tensor.extract {idx}[%n, %k] : {it}",
+        *_expert_index("    ", ie),
+        f"    %cn2 = scf.if %valid -> ({cnt_t}) {{",
+        f"      %old = tensor.extract %cc[%ei] : {cnt_t}",
+        "      %new = arith.addi %old, %one : i64",
+        f"      %ins = tensor.insert %new into %cc[%ei] : {cnt_t}",
+        f"      scf.yield %ins : {cnt_t}",
+        "    } else {",
+        f"      scf.yield %cc : {cnt_t}",
+        "    }",
+        f"    scf.yield %cn2 : {cnt_t}",
+        "  }",
+        f"  scf.yield %cb : {cnt_t}",
+        "}",
+        # offsets[e+1] = offsets[e] + round_up(counts[e], bs); cursor[e] = offsets[e]
+        f"%oc:2 = scf.for %e = %c0 to %ce step %c1 iter_args(%oa = {off0}, %cur = {cnt0}) "
+        f"-> ({off_t}, {cnt_t}) {{",
+        f"  %start = tensor.extract %oa[%e] : {off_t}",
+        f"  %cnt = tensor.extract %counts[%e] : {cnt_t}",
+        "  %up0 = arith.addi %cnt, %bsm1 : i64",
+        "  %up1 = arith.divui %up0, %bs : i64",
+        "  %up = arith.muli %up1, %bs : i64",
+        "  %end = arith.addi %start, %up : i64",
+        "  %e1 = arith.addi %e, %c1 : index",
+        f"  %oa2 = tensor.insert %end into %oa[%e1] : {off_t}",
+        f"  %cur2 = tensor.insert %start into %cur[%e] : {cnt_t}",
+        f"  scf.yield %oa2, %cur2 : {off_t}, {cnt_t}",
+        "}",
+        # place every pair at its expert's cursor
+        f"%pl:3 = scf.for %n = %c0 to %cn step %c1 iter_args(%xa = {xs0}, %ra = {rows0}, "
+        f"%ua = %oc#1) -> ({xs_t}, {rows_t}, {cnt_t}) {{",
+        f"  %xrow = tensor.extract_slice {x}[%n, 0] [1, {d}] [1, 1] : {xt} to {row_t}",
+        f"  %pk:3 = scf.for %k = %c0 to %ck step %c1 iter_args(%xb = %xa, %rb = %ra, %ub = %ua) "
+        f"-> ({xs_t}, {rows_t}, {cnt_t}) {{",
+        f"    %e0 = tensor.extract {idx}[%n, %k] : {it}",
+        *_expert_index("    ", ie),
+        f"    %r:3 = scf.if %valid -> ({xs_t}, {rows_t}, {cnt_t}) {{",
+        f"      %row = tensor.extract %ub[%ei] : {cnt_t}",
+        "      %row1 = arith.addi %row, %one : i64",
+        f"      %ub2 = tensor.insert %row1 into %ub[%ei] : {cnt_t}",
+        f"      %rb2 = tensor.insert %row into %rb[%n, %k] : {rows_t}",
+        "      %ri = arith.index_cast %row : i64 to index",
+        f"      %xb2 = tensor.insert_slice %xrow into %xb[%ri, 0] [1, {d}] [1, 1] "
+        f": {row_t} into {xs_t}",
+        f"      scf.yield %xb2, %rb2, %ub2 : {xs_t}, {rows_t}, {cnt_t}",
+        "    } else {",
+        f"      scf.yield %xb, %rb, %ub : {xs_t}, {rows_t}, {cnt_t}",
+        "    }",
+        f"    scf.yield %r#0, %r#1, %r#2 : {xs_t}, {rows_t}, {cnt_t}",
+        "  }",
+        f"  scf.yield %pk#0, %pk#1, %pk#2 : {xs_t}, {rows_t}, {cnt_t}",
+        "}",
+        f"return %pl#0, %pl#1, %oc#0 : {xs_t}, {rows_t}, {off_t}",
+    ]
+    return lines
+
+
+def _expert_index(indent: str, elem: str) -> list[str]:
+    """Body lines: ``%e0`` (an expert id of type `elem`) -> ``%ei`` (index), ``%valid``."""
+    widen = [] if elem == "i64" else [f"%e64 = arith.extsi %e0 : {elem} to i64"]
+    ev = "%e0" if elem == "i64" else "%e64"
+    return [
+        indent + line
+        for line in [
+            *widen,
+            f"%ge0 = arith.cmpi sge, {ev}, %zero : i64",
+            f"%ltn = arith.cmpi slt, {ev}, %nexp : i64",
+            "%valid = arith.andi %ge0, %ltn : i1",
+            f"%ei = arith.index_cast {ev} : i64 to index",
+        ]
+    ]
+
+
+@lowering("moe.router")
+def router(k: Kernel) -> list[str]:
+    """Scores (sigmoid or softmax of ``x · W^T``), selection on ``scores + bias`` restricted to
+    the best `topk_group` groups, weights = selected scores (normalized) * route_scale."""
+    names = k.names
+    x, xt = k.arg("x"), k.type("x")
+    w, wt = k.arg("weight"), k.type("weight")
+    n, e_count = xt.shape[0], wt.shape[0]
+    top_k, groups = int(k.attrs["top_k"]), int(k.attrs["n_groups"])
+    topk_group = int(k.attrs["topk_group"])
+    if groups > 64:
+        raise LoweringError(f"n_groups = {groups} > 64 is not supported")
+    lines: list[str] = []
+    logits, lt = einsum(lines, names, "nd,ed->ne", x, xt, w, wt)
+    scores = _scores(lines, names, logits, lt, k.attrs["score_func"])
+    choice = scores
+    if k.has("bias"):
+        bt = k.type("bias")
+        out = empty(lines, names, lt)
+        body: list[str] = []
+        bf = to_f32(body, names, "%in1", bt.elem)
+        body.append(f"%c = arith.addf %in0, {bf} : f32")
+        lines.append(
+            generic(
+                "%choice",
+                2,
+                [(scores, lt, dims(0, 1)), (k.arg("bias"), bt, dims(1))],
+                [(out, lt, dims(0, 1))],
+                "pp",
+                body,
+                ["%c"],
+            )
+        )
+        choice = "%choice"
+    wo_t, io_t = k.results
+    lines += _selection(
+        names, scores, choice, lt, wo_t, io_t, n, e_count, top_k, groups, topk_group, k.attrs
+    )
+    return lines
+
+
+def _scores(lines: list[str], names: Names, logits: str, lt: TT, func: str) -> str:
+    ident = dims(0, 1)
+    out = empty(lines, names, lt)
+    if func == "sigmoid":
+        body = [
+            "%ng = arith.negf %in0 : f32",
+            "%e = math.exp %ng : f32",
+            "%one = arith.constant 1.000000e+00 : f32",
+            "%d = arith.addf %one, %e : f32",
+            "%s = arith.divf %one, %d : f32",
+        ]
+        lines.append(
+            generic("%scores", 2, [(logits, lt, ident)], [(out, lt, ident)], "pp", body, ["%s"])
+        )
+        return "%scores"
+    if func != "softmax":
+        raise LoweringError(f"unknown score_func '{func}'")
+    rows_t = lt.like((lt.shape[0],))
+    mx0 = filled(lines, names, rows_t, "0xFF800000")
+    lines.append(
+        generic(
+            "%smax",
+            2,
+            [(logits, lt, ident)],
+            [(mx0, rows_t, dims(0))],
+            "pr",
+            ["%m = arith.maximumf %out0, %in0 : f32"],
+            ["%m"],
+        )
+    )
+    ex0 = empty(lines, names, lt)
+    lines.append(
+        generic(
+            "%sexp",
+            2,
+            [(logits, lt, ident), ("%smax", rows_t, dims(0))],
+            [(ex0, lt, ident)],
+            "pp",
+            ["%d = arith.subf %in0, %in1 : f32", "%e = math.exp %d : f32"],
+            ["%e"],
+        )
+    )
+    s0 = filled(lines, names, rows_t, "0.000000e+00")
+    lines.append(
+        generic(
+            "%ssum",
+            2,
+            [("%sexp", lt, ident)],
+            [(s0, rows_t, dims(0))],
+            "pr",
+            ["%a = arith.addf %out0, %in0 : f32"],
+            ["%a"],
+        )
+    )
+    lines.append(
+        generic(
+            "%scores",
+            2,
+            [("%sexp", lt, ident), ("%ssum", rows_t, dims(0))],
+            [(out, lt, ident)],
+            "pp",
+            ["%q = arith.divf %in0, %in1 : f32"],
+            ["%q"],
+        )
+    )
+    return "%scores"
+
+
+def _selection(
+    names, scores, choice, lt, wo_t, io_t, n, e_count, top_k, groups, topk_group, attrs
+) -> list[str]:
+    """The per-token selection loop nest (see `router`)."""
+    gs = e_count // groups
+    top2 = attrs["group_score"] == "top2_sum"
+    scale = float(attrs["route_scale"])
+    norm = bool(attrs["norm_topk_prob"])
+    wo0, io0 = names("wo"), names("io")
+    out = [
+        f"{wo0} = tensor.empty() : {wo_t}",
+        f"{io0} = tensor.empty() : {io_t}",
+        "%c0 = arith.constant 0 : index",
+        "%c1 = arith.constant 1 : index",
+        f"%cn = arith.constant {n} : index",
+        f"%ce = arith.constant {e_count} : index",
+        f"%ckt = arith.constant {top_k} : index",
+        f"%cg = arith.constant {groups} : index",
+        f"%ctg = arith.constant {topk_group} : index",
+        f"%cgs = arith.constant {gs} : index",
+        "%ninf = arith.constant 0xFF800000 : f32",
+        "%pinf = arith.constant 0x7F800000 : f32",
+        "%fz = arith.constant 0.000000e+00 : f32",
+        "%m1 = arith.constant -1 : index",
+        "%i0 = arith.constant 0 : i64",
+        "%i1 = arith.constant 1 : i64",
+        "%allg = arith.constant -1 : i64",
+        f"%eps = arith.constant {f32(1e-20)} : f32",
+        f"%rscale = arith.constant {f32(scale)} : f32",
+        f"%tok:2 = scf.for %n = %c0 to %cn step %c1 iter_args(%wa = {wo0}, %ia = {io0}) "
+        f"-> ({wo_t}, {io_t}) {{",
+    ]
+    if groups > 1:
+        out += [
+            # keep the topk_group groups with the best group scores (bit g of %gmask)
+            "  %gmask = scf.for %kg = %c0 to %ctg step %c1 iter_args(%mask = %i0) -> (i64) {",
+            "    %bg:2 = scf.for %g = %c0 to %cg step %c1 iter_args(%bv = %ninf, %bi = %m1) "
+            "-> (f32, index) {",
+            "      %g0 = arith.muli %g, %cgs : index",
+            "      %gsc:2 = scf.for %j = %c0 to %cgs step %c1 iter_args(%t1 = %ninf, %t2 = %ninf) "
+            "-> (f32, f32) {",
+            "        %ej = arith.addi %g0, %j : index",
+            f"        %v = tensor.extract {choice}[%n, %ej] : {lt}",
+            "        %gt1 = arith.cmpf ogt, %v, %t1 : f32",
+            "        %gt2 = arith.cmpf ogt, %v, %t2 : f32",
+            "        %t2a = arith.select %gt2, %v, %t2 : f32",
+            "        %n2 = arith.select %gt1, %t1, %t2a : f32",
+            "        %n1 = arith.select %gt1, %v, %t1 : f32",
+            "        scf.yield %n1, %n2 : f32, f32",
+            "      }",
+            (
+                "      %gscore = arith.addf %gsc#0, %gsc#1 : f32"
+                if top2
+                else "      %gscore = arith.addf %gsc#0, %fz : f32"
+            ),
+            "      %gi = arith.index_cast %g : index to i64",
+            "      %sh = arith.shrui %mask, %gi : i64",
+            "      %bit = arith.andi %sh, %i1 : i64",
+            "      %free = arith.cmpi eq, %bit, %i0 : i64",
+            "      %first = arith.cmpi eq, %bi, %m1 : index",
+            "      %gtb = arith.cmpf ogt, %gscore, %bv : f32",
+            "      %better0 = arith.ori %gtb, %first : i1",
+            "      %better = arith.andi %better0, %free : i1",
+            "      %nv = arith.select %better, %gscore, %bv : f32",
+            "      %ni = arith.select %better, %g, %bi : index",
+            "      scf.yield %nv, %ni : f32, index",
+            "    }",
+            "    %bgi = arith.index_cast %bg#1 : index to i64",
+            "    %one_sh = arith.shli %i1, %bgi : i64",
+            "    %mask2 = arith.ori %mask, %one_sh : i64",
+            "    scf.yield %mask2 : i64",
+            "  }",
+        ]
+    else:
+        out.append("  %gmask = arith.addi %allg, %i0 : i64")
+    out += [
+        # top_k experts in descending (value, then ascending index) order
+        f"  %sel:5 = scf.for %kk = %c0 to %ckt step %c1 iter_args(%pv = %pinf, %pi = %m1, "
+        f"%wb = %wa, %ib = %ia, %tot = %fz) -> (f32, index, {wo_t}, {io_t}, f32) {{",
+        "    %best:2 = scf.for %e = %c0 to %ce step %c1 iter_args(%bv = %ninf, %bi = %m1) "
+        "-> (f32, index) {",
+        f"      %v = tensor.extract {choice}[%n, %e] : {lt}",
+        "      %g = arith.divui %e, %cgs : index",
+        "      %gi = arith.index_cast %g : index to i64",
+        "      %sh = arith.shrui %gmask, %gi : i64",
+        "      %bit = arith.andi %sh, %i1 : i64",
+        "      %ing = arith.cmpi ne, %bit, %i0 : i64",
+        "      %lt = arith.cmpf olt, %v, %pv : f32",
+        "      %eq = arith.cmpf oeq, %v, %pv : f32",
+        "      %after = arith.cmpi sgt, %e, %pi : index",
+        "      %tie = arith.andi %eq, %after : i1",
+        "      %below = arith.ori %lt, %tie : i1",
+        "      %elig = arith.andi %ing, %below : i1",
+        "      %first = arith.cmpi eq, %bi, %m1 : index",
+        "      %gtb = arith.cmpf ogt, %v, %bv : f32",
+        "      %better0 = arith.ori %gtb, %first : i1",
+        "      %better = arith.andi %better0, %elig : i1",
+        "      %nv = arith.select %better, %v, %bv : f32",
+        "      %ni = arith.select %better, %e, %bi : index",
+        "      scf.yield %nv, %ni : f32, index",
+        "    }",
+        "    %bidx = arith.maxsi %best#1, %c0 : index",
+        f"    %sv = tensor.extract {scores}[%n, %bidx] : {lt}",
+        "    %bi64 = arith.index_cast %best#1 : index to i64",
+        f"    %wb2 = tensor.insert %sv into %wb[%n, %kk] : {wo_t}",
+        f"    %ib2 = tensor.insert %bi64 into %ib[%n, %kk] : {io_t}",
+        "    %tot2 = arith.addf %tot, %sv : f32",
+        f"    scf.yield %best#0, %best#1, %wb2, %ib2, %tot2 : f32, index, {wo_t}, {io_t}, f32",
+        "  }",
+    ]
+    if norm:
+        out.append("  %den = arith.addf %sel#4, %eps : f32")
+    out += [
+        f"  %fin = scf.for %kk = %c0 to %ckt step %c1 iter_args(%wc = %sel#2) -> ({wo_t}) {{",
+        f"    %w0 = tensor.extract %wc[%n, %kk] : {wo_t}",
+        "    %w1 = arith.divf %w0, %den : f32" if norm else "    %w1 = arith.addf %w0, %fz : f32",
+        "    %w2 = arith.mulf %w1, %rscale : f32",
+        f"    %wc2 = tensor.insert %w2 into %wc[%n, %kk] : {wo_t}",
+        f"    scf.yield %wc2 : {wo_t}",
+        "  }",
+        f"  scf.yield %fin, %sel#3 : {wo_t}, {io_t}",
+        "}",
+        f"return %tok#0, %tok#1 : {wo_t}, {io_t}",
+    ]
+    return out

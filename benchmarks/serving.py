@@ -5,8 +5,8 @@ in place (contiguous and paged) against the value-semantics copy it replaced.
     .venv/bin/python benchmarks/serving.py [--target reference] [--quick]
 
 A deepseek-v3-tiny structure (latent 32 + rope 8 per token per layer), batch 4, compiled with
-a cache of `context` tokens; each row is filled to `context - 8` tokens by a chunked prefill,
-then decode steps are timed (median of `--steps`). "copy" runs the same artifact with the
+a cache of `context` tokens; each row is filled to `context - steps - 1` tokens by a chunked
+prefill, then decode steps are timed (median of `--steps`). "copy" runs the same artifact with the
 executor told to copy each layer's cache instead of updating it (what every decode step did
 before), so the two columns differ only by the copy. Prints one JSON object and a table.
 """
@@ -38,10 +38,10 @@ def build(layers: int) -> torch.nn.Module:
 
 
 def step_ms(exe: Any, context: int, steps: int, copy: bool) -> float:
-    """Median decode step (ms) with every row holding `context - 8` tokens."""
+    """Median decode step (ms) with every row holding `context - steps - 1` tokens."""
     cache = exe.new_cache()
     runner = Runner(exe, cache)
-    fill = context - 8
+    fill = context - steps - 1
     gen = torch.Generator().manual_seed(0)
     runner.prefill([torch.randint(0, 500, (fill,), generator=gen) for _ in range(BATCH)])
     exe.in_place_cache = not copy

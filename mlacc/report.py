@@ -47,18 +47,23 @@ class MemoryReport:
     # one int32 block table; 0 for a contiguous cache.
     cache_blocks: int = 0
     cache_block_size: int = 0
+    # Latent caches of the multi-token-prediction layer (the `draft` entry points' own buffers,
+    # same layout), allocated beside the `layers` ones.
+    mtp_layers: int = 0
     weight_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def cache_bytes(self) -> int:
         """What the runtime allocates for the latent cache (`KVCache.nbytes`): every layer's
-        buffer at the compiled batch and context length (paged: the pool and block table)."""
+        buffer at the compiled batch and context length (paged: the pool and block table), the
+        MTP layer's included."""
         per_value = _BYTES.get(self.cache_dtype, 4) * self.cache_values_per_token
+        buffers = self.layers + self.mtp_layers
         if self.cache_blocks:
-            pool = self.layers * self.cache_blocks * self.cache_block_size * per_value
+            pool = buffers * self.cache_blocks * self.cache_block_size * per_value
             table = self.batch * (self.cache_tokens // self.cache_block_size) * 4
             return pool + table
-        return self.layers * self.batch * self.cache_tokens * per_value
+        return buffers * self.batch * self.cache_tokens * per_value
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "cache_bytes": self.cache_bytes}
@@ -77,9 +82,10 @@ class MemoryReport:
                 if self.cache_blocks
                 else ""
             )
+            mtp = f" + {self.mtp_layers} MTP" if self.mtp_layers else ""
             out.append(
-                f"KV cache for batch {self.batch} x {self.cache_tokens} tokens x {self.layers} "
-                f"layers: {self.cache_bytes / 2**20:.1f} MiB ({self.cache_dtype}{layout})"
+                f"KV cache for batch {self.batch} x {self.cache_tokens} tokens x {self.layers}"
+                f"{mtp} layers: {self.cache_bytes / 2**20:.1f} MiB ({self.cache_dtype}{layout})"
             )
         total = sum(self.weight_bytes.values())
         parts = ", ".join(f"{d}: {b / 2**30:.3f} GiB" for d, b in sorted(self.weight_bytes.items()))
@@ -118,7 +124,12 @@ def memory_report(module: ir.Module) -> MemoryReport:
     for info in weights.values():
         report.weight_bytes[info.dtype] = report.weight_bytes.get(info.dtype, 0) + _nbytes(info)
     if caches_by_function and heads:
-        caches = max(caches_by_function.values(), key=len)
+        # The MTP layer's draft entry points update their own cache, beside the main ones.
+        drafts = [c for f, c in caches_by_function.items() if f.startswith("draft")]
+        main = [c for f, c in caches_by_function.items() if not f.startswith("draft")]
+        if main:
+            report.mtp_layers = max(map(len, drafts), default=0)
+        caches = max(main or drafts, key=len)
         report.layers = len(caches)
         cache, table = caches[0]
         report.batch, report.cache_tokens, report.cache_values_per_token = cache.shape

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import rope as _rope
-from .registry import in_place, semantics
+from .registry import SEMANTICS, in_place, semantics
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -242,32 +242,6 @@ def absorb_output(
     return out.to(ctx.dtype)
 
 
-@semantics("mla.cache_update")
-def cache_update(
-    cache: torch.Tensor,
-    entries: torch.Tensor,
-    positions: torch.Tensor,
-    rope_cos: torch.Tensor | None = None,
-    rope_sin: torch.Tensor | None = None,
-    block_table: torch.Tensor | None = None,
-    *,
-    rope_layout: str,
-) -> torch.Tensor:
-    """`mla.cache_update`: a copy of cache with ``out[b, positions[b,i]] = entries[b,i]``.
-
-    With tables, the entries' last ``2 * rope_cos.shape[1]`` channels are rotated by the rows
-    ``positions`` first; with a block table the cache is a paged pool."""
-    return cache_update_(
-        cache.clone(),
-        entries,
-        positions,
-        rope_cos,
-        rope_sin,
-        block_table,
-        rope_layout=rope_layout,
-    )
-
-
 @in_place("mla.cache_update", operand="cache", result="out")
 def cache_update_(
     cache: torch.Tensor,
@@ -279,7 +253,10 @@ def cache_update_(
     *,
     rope_layout: str,
 ) -> torch.Tensor:
-    """`mla.cache_update` written into `cache` itself (returned): the runtime's donated cache."""
+    """`mla.cache_update` written into `cache` itself (returned): the runtime's donated cache.
+
+    With tables, the entries' last ``2 * rope_cos.shape[1]`` channels are rotated by the rows
+    ``positions`` first; with a block table the cache is a paged pool."""
     slots = cache.shape[1] if block_table is None else block_table.shape[1] * cache.shape[1]
     _check_slots(positions, slots, "mla.cache_update")
     if rope_cos is not None:
@@ -297,25 +274,8 @@ def cache_update_(
     return cache
 
 
-@semantics("mla.attention")
-def attention(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`mla.attention`: the whole un-absorbed MLA block; returns ``(out, new_cache)``.
-
-    Without ``kv_cache`` the keys are the current tokens at their ``positions`` and
-    ``new_cache`` is None; ``key_mask`` hides padded keys. With it, the tokens' entries
-    ``[c_kv; k_pe]`` are written at their positions first (into a copy of the cache) and every
-    cache slot ``j`` is a key at position ``j`` (a paged pool with ``block_table``).
-    """
-    return _attention(*args, write=cache_update, **kwargs)
-
-
 @in_place("mla.attention", operand="kv_cache", result="new_cache")
-def attention_(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`mla.attention` writing the new entries into ``kv_cache`` itself (a donated cache)."""
-    return _attention(*args, write=cache_update_, **kwargs)
-
-
-def _attention(
+def attention_(
     x: torch.Tensor,
     positions: torch.Tensor,
     wkv_a: torch.Tensor,
@@ -330,7 +290,6 @@ def _attention(
     key_mask: torch.Tensor | None = None,
     block_table: torch.Tensor | None = None,
     *,
-    write: Any,
     num_heads: int,
     q_lora_rank: int,
     kv_lora_rank: int,
@@ -341,6 +300,14 @@ def _attention(
     eps: float,
     rope: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`mla.attention`, its new entries written into ``kv_cache`` itself (a donated cache):
+    the whole un-absorbed MLA block; returns ``(out, new_cache)``.
+
+    Without ``kv_cache`` the keys are the current tokens at their ``positions`` and
+    ``new_cache`` is None; ``key_mask`` hides padded keys. With it, the tokens' entries
+    ``[c_kv; k_pe]`` are written at their positions first and every cache slot ``j`` is a key
+    at position ``j`` (a paged pool with ``block_table``).
+    """
     b, s, _ = x.shape
     h, dn, dr, c = num_heads, qk_nope_head_dim, qk_rope_head_dim, kv_lora_rank
     if q_lora_rank == 0:
@@ -366,7 +333,9 @@ def _attention(
         latent, k_positions = c_kv, mask_key_positions(positions, key_mask)
     else:
         entries = torch.cat([c_kv, k_pe], dim=-1)
-        new_cache = write(kv_cache, entries, positions, None, None, block_table, rope_layout="none")
+        new_cache = cache_update_(
+            kv_cache, entries, positions, None, None, block_table, rope_layout="none"
+        )
         keys = logical_cache(new_cache, block_table)
         latent, k_pe = keys[..., :c], keys[..., c:]
         slots = torch.arange(keys.shape[1], device=x.device)
@@ -385,3 +354,8 @@ def _attention(
     )
     out = _linear(o.reshape(b, s, h * v_head_dim).to(x.dtype), wo)
     return out, new_cache
+
+
+# The reference semantics (value forms) of the in-place ops above, by their op names.
+cache_update = SEMANTICS["mla.cache_update"]
+attention = SEMANTICS["mla.attention"]

@@ -11,6 +11,7 @@ absent optional result).
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -54,13 +55,31 @@ def semantics(op_name: str) -> Callable[[F], F]:
 
 def in_place(op_name: str, *, operand: str, result: str) -> Callable[[F], F]:
     """Registers the decorated function as the in-place form of `op_name`, which updates
-    operand `operand` and returns it as result `result`."""
+    operand `operand` and returns it as result `result`, and registers its value form (the
+    same call on a copy of `operand`) as the op's reference semantics."""
 
     def register(fn: F) -> F:
         IN_PLACE[op_name] = InPlace(fn, operand, result)
+        semantics(op_name)(_value_form(fn, operand))
         return fn
 
     return register
+
+
+def _value_form(fn: Callable[..., Any], operand: str) -> Callable[..., Any]:
+    signature = inspect.signature(fn)
+
+    def value(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        buffer = bound.arguments.get(operand)
+        if buffer is not None:
+            bound.arguments[operand] = buffer.clone()
+        return fn(*bound.args, **bound.kwargs)
+
+    value.__signature__ = signature  # type: ignore[attr-defined]
+    value.__name__ = fn.__name__.rstrip("_")
+    value.__doc__ = f"Value form of `{fn.__name__}`: the same on a copy of `{operand}`."
+    return value
 
 
 def load_all() -> None:

@@ -262,6 +262,23 @@ def test_compile_builtin_model_and_run(tmp_path: Path) -> None:
     assert "out0: float32[1, 16, 512]" in proc.stdout
 
 
+def test_compile_with_a_paged_cache(tmp_path: Path) -> None:
+    out = tmp_path / "paged.mlacc"
+    args = ["--target", "reference", "--cache-len", "64", "--cache-block-size", "16", "--report"]
+    proc = run_tool("mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "paged: 5 blocks of 16 tokens" in proc.stdout  # 1 scratch + 4 for one sequence
+    proc = run_tool("mlacc", "inspect", str(out), "--section", "manifest")
+    manifest = json.loads(proc.stdout)
+    assert manifest["kv_cache"]["layout"] == "paged"
+    names = [i["name"] for i in manifest["entry_points"]["decode"]["inputs"]]
+    assert names[:4] == ["tokens", "positions", "block_table", "cache.0"]
+    proc = run_tool(
+        "mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--cache-block-size", "0"
+    )
+    assert_one_error_line(proc, "cache_block_size must be positive")
+
+
 def test_full_size_model_needs_timing_only(tmp_path: Path) -> None:
     out = tmp_path / "v3.mlacc"
     proc = run_tool("mlacc", "compile", "deepseek-v3", "-o", str(out), "--target", "reference")

@@ -77,7 +77,8 @@ def _value_form(fn: Callable[..., Any], operand: str) -> Callable[..., Any]:
         return fn(*bound.args, **bound.kwargs)
 
     value.__signature__ = signature  # type: ignore[attr-defined]
-    value.__name__ = fn.__name__.rstrip("_")
+    value.__name__ = value.__qualname__ = fn.__name__.rstrip("_")
+    value.__module__ = fn.__module__
     value.__doc__ = f"Value form of `{fn.__name__}`: the same on a copy of `{operand}`."
     return value
 

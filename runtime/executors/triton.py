@@ -110,6 +110,15 @@ class TritonExecutor(PlanExecutor):
         table.update(kernel_table())
         return table
 
+    def in_place_kernels(self) -> Mapping[str, Kernel]:
+        """The reference in-place forms, overridden by the Triton ones (the donated cache's
+        update runs our kernel on the buffer the runtime passed in)."""
+        from ..triton import in_place_kernel_table
+
+        table: dict[str, Kernel] = dict(super().in_place_kernels())
+        table.update(in_place_kernel_table())
+        return table
+
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         moved = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]
         fn = self.plan.functions[entry]

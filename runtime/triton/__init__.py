@@ -3,7 +3,9 @@
 Every module exports ``KERNELS: dict[op name -> wrapper]``; a wrapper has exactly the
 signature of the op's reference semantics (`mlacc.runtime.semantics`). ``FUSED_KERNELS`` are
 the kernels of the target's plan-level fusions (op names ``triton.*``). `kernel_table`
-collects them all; `KERNEL_MODULES` lists the modules it looks in (the attention and RoPE
+collects them all. A module may also export ``IN_PLACE_KERNELS`` (op name -> the form that
+updates a donated buffer in place, as `semantics.registry.IN_PLACE`); `in_place_kernel_table`
+collects those. `KERNEL_MODULES` lists the modules it looks in (the attention and RoPE
 modules may be absent in a checkout: `kernel_modules` says which were found).
 
 Set ``TRITON_INTERPRET=1`` before importing these modules to run them on CPU.
@@ -19,6 +21,7 @@ KERNEL_MODULES = ("gemm", "rmsnorm", "router", "moe", "fp8", "attention", "rope"
 OPTIONAL_MODULES = frozenset({"attention", "rope"})
 
 _table: dict[str, Callable[..., Any]] | None = None
+_in_place: dict[str, Callable[..., Any]] = {}
 _status: dict[str, str] = {}
 
 
@@ -36,6 +39,7 @@ def _load() -> dict[str, Callable[..., Any]]:
                 raise
             kernels = {**getattr(module, "KERNELS", {}), **getattr(module, "FUSED_KERNELS", {})}
             table.update(kernels)
+            _in_place.update(getattr(module, "IN_PLACE_KERNELS", {}))
             _status[name] = "loaded: " + ", ".join(sorted(kernels))
         _table = table
     return _table
@@ -44,6 +48,12 @@ def _load() -> dict[str, Callable[..., Any]]:
 def kernel_table() -> dict[str, Callable[..., Any]]:
     """Op name -> Triton wrapper, over every kernel module present."""
     return dict(_load())
+
+
+def in_place_kernel_table() -> dict[str, Callable[..., Any]]:
+    """Op name -> Triton wrapper that writes into its donated operand (`Step.in_place`)."""
+    _load()
+    return dict(_in_place)
 
 
 def kernel_modules() -> dict[str, str]:

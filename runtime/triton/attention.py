@@ -489,6 +489,26 @@ def plan_cache_update(
     return [Launch(cache_update_kernel, grid, args, meta)], cache
 
 
+def cache_update_(
+    cache: torch.Tensor,
+    entries: torch.Tensor,
+    positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
+    *,
+    rope_layout: str = "none",
+) -> torch.Tensor:
+    """`mla.cache_update` in place (the form for a donated cache, `Step.in_place`): writes the
+    entries (RoPE on the last dr channels with tables) into `cache` at their positions and
+    returns `cache` itself."""
+    return _run(
+        plan_cache_update(
+            cache, entries, positions, rope_cos, rope_sin, block_table, rope_layout=rope_layout
+        )
+    )
+
+
 def cache_update(
     cache: torch.Tensor,
     entries: torch.Tensor,
@@ -499,12 +519,17 @@ def cache_update(
     *,
     rope_layout: str = "none",
 ) -> torch.Tensor:
-    """`mla.cache_update` in place: writes the entries (RoPE on the last dr channels with
-    tables) into `cache` at their positions and returns `cache` itself."""
-    return _run(
-        plan_cache_update(
-            cache, entries, positions, rope_cos, rope_sin, block_table, rope_layout=rope_layout
-        )
+    """`mla.cache_update` with value semantics (the op's definition): a copy of `cache` with
+    the entries written; the caller's `cache` is left as it was. Executors run
+    `cache_update_` instead where the plan donates the cache."""
+    return cache_update_(
+        cache.clone(memory_format=torch.contiguous_format),
+        entries,
+        positions,
+        rope_cos,
+        rope_sin,
+        block_table,
+        rope_layout=rope_layout,
     )
 
 
@@ -514,11 +539,19 @@ KERNELS: dict[str, Callable[..., torch.Tensor]] = {
     "mla.cache_update": cache_update,
 }
 
+# In-place forms (`semantics.registry.IN_PLACE`): what a step that updates a donated buffer
+# runs (`TritonExecutor.in_place_kernels`).
+IN_PLACE_KERNELS: dict[str, Callable[..., torch.Tensor]] = {
+    "mla.cache_update": cache_update_,
+}
+
 __all__ = [
+    "IN_PLACE_KERNELS",
     "KERNELS",
     "LatentConfig",
     "PrefillConfig",
     "cache_update",
+    "cache_update_",
     "decoupled_attention",
     "latent_attention",
     "latent_config",

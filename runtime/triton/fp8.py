@@ -15,10 +15,13 @@ import triton
 import triton.language as tl
 
 from ..semantics.fp8 import torch_dtype
-from ._common import check_device, next_pow2, round_mode, round_to
+from ._common import INTERPRET, check_device, next_pow2, round_mode, round_to
 from .gemm import gemm
 
 E4M3_MAX = 448.0
+# Rows per program of the per-token (1-D block) quantize: 16 on a GPU (16 x 128 codes), 64
+# under the interpreter (every program costs milliseconds there).
+QUANT_ROWS = 64 if INTERPRET else 16
 
 
 @triton.jit
@@ -57,29 +60,43 @@ def _quantize_kernel(
     POW2: tl.constexpr,
     TR: tl.constexpr,
     TC: tl.constexpr,
+    PER_ROW: tl.constexpr = False,
 ):
-    """Block (rb, cb) of slice l of x viewed as [L, R, C]; q is contiguous like x."""
+    """Block (rb, cb) of slice l of x viewed as [L, R, C]; q is contiguous like x. PER_ROW
+    (1-D blocks, x viewed as [1, R, C]): TR rows per program, one scale per row and block."""
     sl = tl.program_id(0).to(tl.int64)
     rb = tl.program_id(1)
     cb = tl.program_id(2)
-    rows = rb * BR + tl.arange(0, TR)
+    rows = rb * TR + tl.arange(0, TR) if PER_ROW else rb * BR + tl.arange(0, TR)
     cols = cb * BC + tl.arange(0, TC)
-    mask = (rows[:, None] < R) & (rows[:, None] < rb * BR + BR)
+    mask = rows[:, None] < R
+    if not PER_ROW:
+        mask = mask & (rows[:, None] < rb * BR + BR)
     mask = mask & (cols[None, :] < C) & (cols[None, :] < cb * BC + BC)
-    offs = sl * stride_xl + rows[:, None] * stride_xr + cols[None, :]
+    offs = sl * stride_xl + rows[:, None].to(tl.int64) * stride_xr + cols[None, :]
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    amax = tl.max(tl.max(tl.abs(x), 1), 0)
-    scale = tl.math.div_rn(amax, 448.0)
+    if PER_ROW:
+        amax = tl.max(tl.abs(x), 1)
+        scale = tl.math.div_rn(amax, tl.zeros_like(amax) + 448.0)
+    else:
+        amax = tl.max(tl.max(tl.abs(x), 1), 0)
+        scale = tl.math.div_rn(amax, 448.0)
     if POW2:
         sb = scale.to(tl.int32, bitcast=True)
         up = ((sb >> 23) + 1) << 23
         sb = tl.where((sb & 0x7FFFFF) == 0, sb, up)
         scale = sb.to(tl.float32, bitcast=True)
     scale = tl.where(amax > 0, scale, 1.0)
-    y = tl.math.div_rn(x, tl.zeros_like(x) + scale)
+    if PER_ROW:
+        y = tl.math.div_rn(x, tl.zeros_like(x) + scale[:, None])
+    else:
+        y = tl.math.div_rn(x, tl.zeros_like(x) + scale)
     y = tl.minimum(tl.maximum(y, -448.0), 448.0)
     tl.store(q_ptr + offs, e4m3_bits(y), mask=mask)
-    tl.store(s_ptr + sl * stride_sl + rb * stride_sr + cb, scale)
+    if PER_ROW:
+        tl.store(s_ptr + rows * stride_sr + cb, scale, mask=rows < R)
+    else:
+        tl.store(s_ptr + sl * stride_sl + rb * stride_sr + cb, scale)
 
 
 @triton.jit
@@ -138,7 +155,29 @@ def quantize(
     lead = x.shape[: x.dim() - len(block_shape)]
     scale_shape = (*lead, nrb, ncb) if len(block_shape) == 2 else (*lead, ncb)
     scale = torch.empty(scale_shape, dtype=torch.float32, device=x.device)
-    if x.numel():
+    if x.numel() and len(block_shape) == 1:
+        # one scale per row and block: x as [1, rows, C], ROWS rows per program
+        rows = lead_n
+        tr, tc = min(next_pow2(rows), QUANT_ROWS), next_pow2(bc)
+        _quantize_kernel[(1, triton.cdiv(rows, tr), ncb)](
+            xc,
+            q.view(torch.uint8),
+            scale,
+            rows,
+            c,
+            0,
+            c,
+            0,
+            ncb,
+            BR=1,
+            BC=bc,
+            POW2=bool(pow2_scale),
+            TR=tr,
+            TC=tc,
+            PER_ROW=True,
+            num_warps=8 if tr * tc >= 8192 else 4,
+        )
+    elif x.numel():
         tr, tc = next_pow2(br), next_pow2(bc)
         _quantize_kernel[(lead_n, nrb, ncb)](
             xc,

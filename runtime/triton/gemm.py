@@ -170,8 +170,9 @@ class Tiles:
 def choose_tiles(rows_per_group: float, n: int, k: int, fp8_block_k: int | None) -> Tiles:
     """Tile heuristic. M-blocks follow the expected rows per expert (decode: 16, the smallest
     `tl.dot` tile, so no weight tile is read for padding rows it does not need); N/K tiles
-    128/64 on a GPU (weights streamed in 128-wide slabs), small under the interpreter (every
-    program costs ~ms there). FP8 K tiles are the scale block (128)."""
+    128/64 on a GPU (weights streamed in 128-wide slabs); under the interpreter, where every
+    program costs ~ms of Python whatever its tile, large tiles and few programs. FP8 K tiles
+    are the scale block (128)."""
     if rows_per_group <= 16:
         bm = 16
     elif rows_per_group <= 32:
@@ -181,9 +182,10 @@ def choose_tiles(rows_per_group: float, n: int, k: int, fp8_block_k: int | None)
     else:
         bm = 128
     if INTERPRET:
-        bm = min(bm, 32)
-        bn = min(next_pow2(n, 16), 32)
-        bk = min(next_pow2(k, 16), 64)
+        # every program costs ~ms of Python, whatever its tile: few, large tiles
+        bm = 64
+        bn = min(next_pow2(n, 16), 128)
+        bk = min(next_pow2(k, 16), 128)
     else:
         bn = 128 if bm >= 64 else 64
         bk = 64

@@ -1,4 +1,5 @@
-"""RMSNorm (`mla.rms_norm`) and RMSNorm with a fused residual add, one program per row.
+"""RMSNorm (`mla.rms_norm`) and RMSNorm with a fused residual add, one program per row (on a
+GPU; ``ROWS`` rows per program under the interpreter).
 
 As Liger's kernel: the row is read once into registers (``BLOCK`` >= D, 8192 for DeepSeek-V3's
 7168), statistics in fp32, weight applied in fp32, one rounding to the output dtype.
@@ -10,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_device, next_pow2, round_mode, round_to
+from ._common import INTERPRET, check_device, next_pow2, round_mode, round_to
 
 
 @triton.jit
@@ -20,6 +21,7 @@ def _rms_norm_kernel(
     w_ptr,
     out_ptr,
     res_out_ptr,
+    M,
     D,
     eps,
     stride_x,
@@ -29,19 +31,22 @@ def _rms_norm_kernel(
     HAS_RESIDUAL: tl.constexpr,
     ROUND: tl.constexpr,
     BLOCK: tl.constexpr,
+    ROWS: tl.constexpr = 1,
 ):
-    row = tl.program_id(0).to(tl.int64)
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
-    mask = cols < D
-    x = tl.load(x_ptr + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
+    mask = (rows[:, None] < M) & (cols[None, :] < D)
+    x = tl.load(x_ptr + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0)
+    x = x.to(tl.float32)
     if HAS_RESIDUAL:
-        r = tl.load(res_ptr + row * stride_r + cols, mask=mask, other=0.0).to(tl.float32)
-        x = round_to(x + r, ROUND)  # the residual stream is stored in its dtype
-        tl.store(res_out_ptr + row * stride_ro + cols, x, mask=mask)
-    mean = tl.sum(x * x, 0) / D
+        r = tl.load(res_ptr + rows[:, None] * stride_r + cols[None, :], mask=mask, other=0.0)
+        x = round_to(x + r.to(tl.float32), ROUND)  # the residual stream is stored in its dtype
+        tl.store(res_out_ptr + rows[:, None] * stride_ro + cols[None, :], x, mask=mask)
+    mean = tl.sum(x * x, 1) / D
     inv = tl.math.rsqrt(mean + eps)
-    w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out_ptr + row * stride_o + cols, round_to(x * inv * w, ROUND), mask=mask)
+    w = tl.load(w_ptr + cols, mask=cols < D, other=0.0).to(tl.float32)
+    y = round_to(x * inv[:, None] * w[None, :], ROUND)
+    tl.store(out_ptr + rows[:, None] * stride_o + cols[None, :], y, mask=mask)
 
 
 def _launch(
@@ -61,13 +66,16 @@ def _launch(
         res_out = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
     rows = x2.shape[0]
     block = next_pow2(d, 16)
+    # one row per program on a GPU; under the interpreter (milliseconds a program) many
+    per = min(next_pow2(rows), max(1, 4096 // block)) if INTERPRET else 1
     if rows:
-        _rms_norm_kernel[(rows,)](
+        _rms_norm_kernel[(triton.cdiv(rows, per),)](
             x2,
             res2 if res2 is not None else x2,
             weight,
             out,
             res_out if res_out is not None else out,
+            rows,
             d,
             float(eps),
             x2.stride(0),
@@ -77,6 +85,7 @@ def _launch(
             HAS_RESIDUAL=residual is not None,
             ROUND=round_mode(x.dtype),
             BLOCK=block,
+            ROWS=per,
             num_warps=min(max(block // 256, 1), 16),
         )
     out = out.reshape(x.shape)

@@ -277,7 +277,7 @@ def test_decoupled_attention_shuffled_keys_mask_and_empty_rows() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("layout", ["none", "interleaved", "rotate_half"])
 @pytest.mark.parametrize("paged", [False, True])
-def test_cache_update_in_place(dtype: torch.dtype, layout: str, paged: bool) -> None:
+def test_cache_update_value_and_in_place(dtype: torch.dtype, layout: str, paged: bool) -> None:
     g = _gen(21)
     b, s, slots, e, dr = 2, 5, 32, 48, 16
     cache = _randn(g, b, slots, e, dtype=dtype)
@@ -288,13 +288,19 @@ def test_cache_update_in_place(dtype: torch.dtype, layout: str, paged: bool) -> 
     ref = sem.cache_update(cache, entries, positions, cos, sin, rope_layout=layout)
     if paged:
         pool, table = _paged(cache, 8, g)
-        out = A.cache_update(pool, entries, positions, cos, sin, table, rope_layout=layout)
-        assert out is pool
+        before = pool.clone()
+        # value form: a new pool, the caller's untouched
+        value = A.cache_update(pool, entries, positions, cos, sin, table, rope_layout=layout)
+        assert value is not pool and torch.equal(pool, before)
+        out = A.cache_update_(pool, entries, positions, cos, sin, table, rope_layout=layout)
+        assert out is pool and torch.equal(value, pool)
         logical = pool[table.long()].reshape(b, slots, e)
     else:
         target = cache.clone()
-        out = A.cache_update(target, entries, positions, cos, sin, rope_layout=layout)
-        assert out is target
+        value = A.cache_update(target, entries, positions, cos, sin, rope_layout=layout)
+        assert value is not target and torch.equal(target, cache)
+        out = A.cache_update_(target, entries, positions, cos, sin, rope_layout=layout)
+        assert out is target and torch.equal(value, target)
         logical = out
     # fp32 -> bf16 of the rotated part truncates under the interpreter (1 ulp).
     exact = dtype == torch.float32 or layout == "none" or not INTERPRETED
@@ -309,7 +315,7 @@ def test_cache_update_drops_positions_outside_the_cache() -> None:
     before = cache.clone()
     entries = _randn(g, 1, 3, 16)
     positions = torch.tensor([[-1, 8, 2]], device=DEVICE)
-    A.cache_update(cache, entries, positions)
+    A.cache_update_(cache, entries, positions)
     before[0, 2] = entries[0, 2]
     assert torch.equal(cache, before)
 

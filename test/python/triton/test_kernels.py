@@ -180,6 +180,12 @@ def test_fp8_quantize_is_bit_exact(pow2: bool, device) -> None:
     want_q, want_s = sem_fp8.quantize(x, block_shape=[128], pow2_scale=pow2)
     assert torch.equal(s, want_s)
     assert torch.equal(q.view(torch.uint8), want_q.view(torch.uint8))
+    # per-token blocks of a [3, 5, 200] activation: several rows per program, ragged columns
+    a = _rand(3, 5, 200, seed=19, dtype=torch.bfloat16, device=device)
+    q, s = fp8.quantize(a, block_shape=[128], pow2_scale=pow2)
+    want_q, want_s = sem_fp8.quantize(a, block_shape=[128], pow2_scale=pow2)
+    assert torch.equal(s, want_s) and s.shape == (3, 5, 2)
+    assert torch.equal(q.view(torch.uint8), want_q.view(torch.uint8))
     w = _rand(2, 160, 200, seed=16, dtype=torch.bfloat16, device=device)  # stacked, ragged
     q, s = fp8.quantize(w, block_shape=[128, 128], pow2_scale=pow2)
     want_q, want_s = sem_fp8.quantize(w, block_shape=[128, 128], pow2_scale=pow2)

@@ -85,10 +85,14 @@ def positions(batch: int, length: int) -> ir.Value:
     ).result
 
 
+# The largest value of each integer dtype positions come in.
+_INT_MAX = {"int64": 2**63 - 1, "int32": 2**31 - 1, "int16": 2**15 - 1, "int8": 127, "uint8": 255}
+
+
 def mask_positions(positions: ir.Value, key_mask: ir.Value) -> ir.Value:
-    """``torch.where(key_mask, positions, int64 max)``: masked keys sit after every query."""
+    """``torch.where(key_mask, positions, <dtype max>)``: masked keys sit after every query."""
     t = info(positions)
-    big = const_int(2**63 - 1)
+    big = const_int(_INT_MAX[t.dtype])
     return torch_dialect.AtenWhereScalarOtherOp(
         vtensor_type(t.shape, t.dtype), key_mask, positions, big
     ).result

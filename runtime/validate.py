@@ -3,11 +3,12 @@ one ArtifactError that says what is wrong, instead of somewhere inside a kernel.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ArtifactError
-from .plan import Arg, Plan
+from .plan import Arg, Function, Plan
 from .torch_ops import is_torch_op
 
 TENSOR_DTYPES = frozenset(
@@ -145,14 +146,6 @@ def check_plan(
             where,
             "has a different number of inputs than its entry point",
         )
-        _expect(
-            all(
-                0 <= i < len(fn.inputs) and 0 <= o < len(fn.outputs)
-                for i, o in fn.donated.items()
-            ),
-            where,
-            "donates an input or output that does not exist",
-        )
         defined: set[int] = set()
         for vid in fn.inputs:
             _define(vid, defined, where)
@@ -188,6 +181,54 @@ def check_plan(
         _expect(isinstance(fn.outputs, list), where, "has no output list")
         for arg in fn.outputs:
             _check_arg(arg, defined, f"{where} outputs")
+        _check_donations(fn, where)
+
+
+def _check_donations(fn: Function, where: str) -> None:
+    """Every in-place step updates a donated input that nothing else reads and returns it as
+    the output it is donated to; every donation has exactly one such step. (In-place kernels
+    write into the caller's tensors: a plan that gets this wrong corrupts them silently.)"""
+    from .interpreter import value_refs
+    from .semantics import IN_PLACE
+
+    _expect(
+        all(
+            isinstance(i, int)
+            and isinstance(o, int)
+            and 0 <= i < len(fn.inputs)
+            and 0 <= o < len(fn.outputs)
+            for i, o in fn.donated.items()
+        ),
+        where,
+        "donates an input or output that does not exist",
+    )
+    _expect(
+        len(set(fn.donated.values())) == len(fn.donated),
+        where,
+        "donates two inputs to the same output",
+    )
+    donated = {fn.inputs[i]: fn.outputs[o].get("ref") for i, o in fn.donated.items()}
+    readers: dict[int, int] = {}
+    for vid in [r for step in fn.steps for r in value_refs(step.args)] + value_refs(fn.outputs):
+        readers[vid] = readers.get(vid, 0) + 1
+    updated: set[int] = set()
+    for i, step in enumerate(fn.steps):
+        at = f"{where} step {i} ('{step.op}')"
+        _expect(isinstance(step.in_place, bool), at, "has a non-boolean in_place flag")
+        if not step.in_place:
+            continue
+        form = IN_PLACE.get(step.op)
+        _expect(form is not None, at, "is marked in place but the op has no in-place form")
+        index = list(inspect.signature(form.fn).parameters).index(form.operand)
+        buffer = step.args[index].get("ref") if index < len(step.args) else None
+        _expect(
+            buffer in donated and readers.get(buffer) == 1,
+            at,
+            "updates a buffer that is not a donated input read by this step alone",
+        )
+        _expect(donated[buffer] in step.results, at, "does not return the buffer it donates to")
+        updated.add(buffer)
+    _expect(updated == set(donated), where, "donates an input that no in-place step updates")
 
 
 def _define(vid: Any, defined: set[int], where: str) -> None:

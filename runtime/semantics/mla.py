@@ -73,10 +73,20 @@ def _slot_index(
     return block_table.long().gather(1, pos // block_size), pos % block_size
 
 
+def _check_block_ids(block_table: torch.Tensor, pool: torch.Tensor) -> None:
+    """Block ids must name blocks of the pool (a negative id would wrap to another block)."""
+    if block_table.numel() and (int(block_table.min()) < 0 or int(block_table.max()) >= len(pool)):
+        raise ValueError(
+            f"block_table holds block ids in [{int(block_table.min())}, "
+            f"{int(block_table.max())}], outside the pool's [0, {len(pool)})"
+        )
+
+
 def logical_cache(cache: torch.Tensor, block_table: torch.Tensor | None) -> torch.Tensor:
     """The cache as ``[B, T, E]`` (contiguous: itself; paged: gathered through the table)."""
     if block_table is None:
         return cache
+    _check_block_ids(block_table, cache)
     b, m = block_table.shape
     return cache[block_table.long()].reshape(b, m * cache.shape[1], cache.shape[2])
 
@@ -269,6 +279,7 @@ def cache_update_(
         rows = torch.arange(cache.shape[0], device=cache.device)[:, None].expand_as(positions)
         cache[rows, positions.long()] = entries.to(cache.dtype)
     else:
+        _check_block_ids(block_table, cache)
         block, offset = _slot_index(block_table, cache.shape[1], positions)
         cache[block, offset] = entries.to(cache.dtype)
     return cache

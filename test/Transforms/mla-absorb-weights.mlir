@@ -129,3 +129,15 @@ func.func @attention$key_mask(%x: !torch.vtensor<[2,4,64],f32>, %pos: !torch.vte
     : (!torch.vtensor<[2,4,64],f32>, !torch.vtensor<[2,4],si64>, !torch.vtensor<[40,64],f32>, !torch.vtensor<[32],f32>, !torch.vtensor<[64,32],f32>, !torch.vtensor<[64,32],f32>, !torch.vtensor<[48,64],f32>, !torch.vtensor<[2,4],i1>) -> (!torch.vtensor<[2,4,64],f32>)
   return %y : !torch.vtensor<[2,4,64],f32>
 }
+
+// -----
+
+// int32 positions: the masked key position is int32's max (int64's would not fit).
+// CHECK-LABEL: func.func @attention$key_mask_i32
+// CHECK: %[[BIG:.*]] = torch.constant.int 2147483647
+// CHECK: torch.aten.where.ScalarOther %{{[^ ,)]+}}, %{{[^ ,)]+}}, %[[BIG]] : !torch.vtensor<[2,4],i1>, !torch.vtensor<[2,4],si32>, !torch.int -> !torch.vtensor<[2,4],si32>
+func.func @attention$key_mask_i32(%x: !torch.vtensor<[2,4,64],f32>, %pos: !torch.vtensor<[2,4],si32>, %wkv_a: !torch.vtensor<[40,64],f32>, %kv_norm: !torch.vtensor<[32],f32>, %wkv_b: !torch.vtensor<[64,32],f32>, %wo: !torch.vtensor<[64,32],f32>, %wq: !torch.vtensor<[48,64],f32>, %mask: !torch.vtensor<[2,4],i1>) -> (!torch.vtensor<[2,4,64],f32>) {
+  %y = "mla.attention"(%x, %pos, %wkv_a, %kv_norm, %wkv_b, %wo, %wq, %mask) {eps = 1.0e-06 : f64, kv_lora_rank = 32 : i64, num_heads = 2 : i64, q_lora_rank = 0 : i64, qk_nope_head_dim = 16 : i64, qk_rope_head_dim = 8 : i64, v_head_dim = 16 : i64, softmax_scale = 0.2041 : f64, rope = {beta_fast = 3.200000e+01 : f64, beta_slow = 1.000000e+00 : f64, cos_sin_scale = 1.000000e+00 : f64, factor = 1.000000e+00 : f64, layout = "interleaved", original_seq_len = 4096 : i64, theta = 1.000000e+04 : f64, truncate = true}, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0>, resultSegmentSizes = array<i32: 1, 0>}
+    : (!torch.vtensor<[2,4,64],f32>, !torch.vtensor<[2,4],si32>, !torch.vtensor<[40,64],f32>, !torch.vtensor<[32],f32>, !torch.vtensor<[64,32],f32>, !torch.vtensor<[64,32],f32>, !torch.vtensor<[48,64],f32>, !torch.vtensor<[2,4],i1>) -> (!torch.vtensor<[2,4,64],f32>)
+  return %y : !torch.vtensor<[2,4,64],f32>
+}

@@ -262,3 +262,48 @@ def test_kv_cache_rejects_a_sequence_longer_than_the_cache(contiguous) -> None:
     cache = KVCache(contiguous.manifest["kv_cache"])
     with pytest.raises(InputError, match="more than the compiled cache length"):
         cache.reserve(0, CACHE + 1)
+
+
+def _edited_plan_loads(exe: mlacc.runtime.Executable, edit) -> None:
+    """Loads the artifact of `exe` with its decode plan changed by `edit(function_json)`."""
+    import json
+
+    from mlacc.runtime.artifact import Artifact
+
+    art = exe.artifact
+    plan = json.loads(art.payload["plan.json"])
+    edit(plan["functions"]["decode"])
+    payload = {**art.payload, "plan.json": json.dumps(plan).encode()}
+    Artifact(manifest=art.manifest, mlir=art.mlir, weights=art.weights, payload=payload).load()
+
+
+def _in_place_step(fn: dict) -> dict:
+    return next(s for s in fn["steps"] if s.get("in_place"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda fn: fn.update(donated={}), "not a donated input"),
+        (lambda fn: fn["donated"].update({"0": 0}), "no in-place step updates"),
+        (lambda fn: fn.update(donated={"2": 1, "3": 1}), "same output"),
+        (lambda fn: _in_place_step(fn).update(in_place="no"), "non-boolean in_place"),
+        (lambda fn: fn["steps"][0].update(in_place=True), "in place"),
+    ],
+)
+def test_plans_that_would_write_into_callers_tensors_are_rejected(contiguous, edit, message):
+    from mlacc.runtime.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=message):
+        _edited_plan_loads(contiguous, edit)
+
+
+def test_block_ids_outside_the_pool_are_an_error(paged) -> None:
+    from mlacc.runtime.errors import MlaccError
+
+    cache = paged.new_cache()
+    table = cache.block_table.clone()
+    table[1, 0] = -1  # would wrap to the pool's last block
+    tokens = torch.zeros(BATCH, 1, dtype=torch.int64)
+    with pytest.raises(MlaccError, match="block_table holds block ids in \\[-1"):
+        paged.run("decode", tokens, tokens.clone(), table, *cache.layers)

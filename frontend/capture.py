@@ -6,7 +6,12 @@ captures exactly like a real one, and the IR of the 671B model stays a few MB.
 
 A causal LM gets three entry points: ``forward`` (the user's call, the user's output),
 ``prefill`` and ``decode`` (tokens, positions and one latent KV cache per layer in; logits and
-the updated caches out; value semantics, the runtime owns the buffers).
+the updated caches out; value semantics, the runtime owns the buffers). A model with a
+multi-token-prediction layer (DeepSeek-V3's MTP) also returns the final hidden states from
+``prefill``/``decode`` (right after the logits) and gets ``verify`` (the main model over two
+tokens: the last one and a draft), ``draft`` (the MTP layer over two (token, hidden) pairs,
+with its own latent cache) and ``draft_prefill`` (the MTP layer over a prompt chunk): what
+speculative decoding runs (docs/execution-contract.md).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ Progress = Callable[[str], None]
 # caches of that length would not fit in memory for a real config.
 DEFAULT_CACHE_LEN = 4096
 
+# Tokens per sequence that `verify` and `draft` take: the last confirmed token and one draft
+# (depth-1 MTP).
+SPECULATIVE_WIDTH = 2
+MTP_ENTRY_POINTS = ("verify", "draft", "draft_prefill")
+
 
 @dataclass
 class EntryPoint:
@@ -46,6 +56,9 @@ class EntryPoint:
     # Non-tensor leaves of the example call (ints, floats, bools, None, strings), by their
     # position among the flattened (args, kwargs): export specialized the graph to them.
     constants: list[dict[str, Any]] = field(default_factory=list)
+    # What each tensor input is to a causal LM ("tokens", "positions", "mask" or "other"): the
+    # runtime pads a smaller call up to the compiled shape by these (docs/execution-contract.md).
+    roles: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,18 +85,39 @@ class _Forward(nn.Module):
 
 
 class _Cached(nn.Module):
-    """prefill/decode: ``(tokens, positions, *caches)``, paged: ``(tokens, positions,
-    block_table, *caches)``; returns ``(logits, *caches)``."""
+    """prefill/decode/verify: ``(tokens, positions, *caches)``, paged: ``(tokens, positions,
+    block_table, *caches)``; returns ``(logits, *caches)``, or with an MTP layer
+    ``(logits, hidden, *caches)`` (`hidden`: the final hidden states, after the final norm)."""
+
+    def __init__(self, model: CausalLM, paged: bool) -> None:
+        super().__init__()
+        self.lm = model.lm
+        self.paged = paged
+        self.with_hidden = model.lm.mtp is not None
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *rest: torch.Tensor):
+        table, caches = (rest[0], rest[1:]) if self.paged else (None, rest)
+        hidden, new_caches = self.lm.hidden(tokens, positions, list(caches), block_table=table)
+        logits = self.lm.head(hidden)
+        return (logits, hidden, *new_caches) if self.with_hidden else (logits, *new_caches)
+
+
+class _Draft(nn.Module):
+    """draft/draft_prefill: ``(tokens, hidden, positions, [block_table,] mtp_cache)``: the next
+    tokens ``t_{i+1}``, the main model's hidden states ``h_i`` and the positions ``i``;
+    returns ``(mtp_logits, mtp_cache)`` (the logits predict ``t_{i+2}``)."""
 
     def __init__(self, model: CausalLM, paged: bool) -> None:
         super().__init__()
         self.lm = model.lm
         self.paged = paged
 
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *rest: torch.Tensor):
-        table, caches = (rest[0], rest[1:]) if self.paged else (None, rest)
-        logits, new_caches = self.lm.logits(tokens, positions, list(caches), block_table=table)
-        return (logits, *new_caches)
+    def forward(
+        self, tokens: torch.Tensor, hidden: torch.Tensor, positions: torch.Tensor, *rest
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        table, (cache,) = (rest[0], rest[1:]) if self.paged else (None, rest)
+        logits, new_cache = self.lm.mtp(tokens, hidden, positions, cache, table)
+        return logits, new_cache
 
 
 def capture(
@@ -94,7 +128,7 @@ def capture(
     context: ir.Context,
     cache_len: int | None = None,
     cache_block_size: int | None = None,
-    entry_points: tuple[str, ...] = ("forward", "prefill", "decode"),
+    entry_points: tuple[str, ...] = ("forward", "prefill", "decode", *MTP_ENTRY_POINTS),
     progress: Progress | None = None,
 ) -> Captured:
     """Captures `model` called as ``model(*args, **kwargs)`` into a module in `context`.
@@ -106,7 +140,8 @@ def capture(
         cache_len: tokens the latent KV cache holds per sequence (default: the model's
             max_seq_len, at most DEFAULT_CACHE_LEN).
         cache_block_size: page the cache in blocks of this many tokens (None: contiguous).
-        entry_points: which of forward/prefill/decode to build.
+        entry_points: which of forward/prefill/decode (and, for a model with an MTP layer,
+            verify/draft/draft_prefill) to build.
         progress: called with a line per stage (export, import, raise) and its time.
     """
     kwargs = dict(kwargs or {})
@@ -137,6 +172,7 @@ def capture(
                 "the example call (prefill writes them all)"
             )
         dtype = adapted.lm.dtype
+        mtp = adapted.lm.mtp is not None and length >= SPECULATIVE_WIDTH
         cache = cache_layout(
             layers=len(adapted.lm.blocks),
             batch=batch,
@@ -145,6 +181,7 @@ def capture(
             dtype=str(dtype).removeprefix("torch."),
             chunk=tokens.shape[1],
             block_size=cache_block_size,
+            mtp_dim=adapted.lm.dim if adapted.lm.mtp is not None else None,
         )
         shape = cache["shape"]
         caches = tuple(
@@ -161,6 +198,23 @@ def capture(
             step = tokens[:, :1]
             call = (step, default_positions(step), *table, *caches)
             programs.append(("decode", cached, call, {}))
+        if mtp:
+            pair = torch.zeros(batch, SPECULATIVE_WIDTH, dtype=tokens.dtype, device=tokens.device)
+            if "verify" in entry_points:
+                call = (pair, default_positions(pair), *table, *caches)
+                programs.append(("verify", cached, call, {}))
+            draft = _Draft(adapted, paged=bool(cache_block_size))
+            mtp_cache = torch.zeros(*shape, dtype=dtype, device=tokens.device)
+            for name, ids in (("draft", pair), ("draft_prefill", tokens)):
+                if name in entry_points:
+                    # where the traced hidden states live: with the weight references
+                    # (`custom_ops.weight_ref`), on the default device whatever the model's
+                    hidden = torch.zeros(*ids.shape, adapted.lm.dim, dtype=dtype)
+                    call = (ids, hidden, default_positions(ids), *table, mtp_cache)
+                    programs.append((name, draft, call, {}))
+        if "mtp" in cache:  # the MTP cache buffer exists only for the entry points that take it
+            drafts = any(name.startswith("draft") for name, *_ in programs)
+            cache["mtp"]["layers"] = 1 if drafts else 0
     captured = Captured(
         module=None,
         family=adapted.family,
@@ -185,6 +239,7 @@ def capture(
             in_spec=_spec(ep.call_spec.in_spec) if name == "forward" else None,
             out_spec=_spec(ep.call_spec.out_spec) if name == "forward" else None,
             constants=_constants(call_args, call_kwargs) if name == "forward" else [],
+            roles=_roles(call_args, call_kwargs, adapted) if name == "forward" else [],
         )
     module = importer.module
     with context:
@@ -264,11 +319,15 @@ def cache_layout(
     dtype: str,
     chunk: int,
     block_size: int | None,
+    mtp_dim: int | None = None,
 ) -> dict[str, Any]:
     """The manifest's ``kv_cache``: what the runtime allocates and how the entry points take it.
 
     Paged: a pool of ``blocks`` blocks (block 0 is scratch, the rest cover every sequence at
-    full length) and a ``[batch, max_blocks]`` block table."""
+    full length) and a ``[batch, max_blocks]`` block table. With an MTP layer (`mtp_dim`: the
+    hidden width), ``mtp`` says that prefill/decode/verify return the final hidden states
+    ``[B, S, mtp_dim]`` right after the logits, and that the MTP layer has ``layers`` more
+    cache buffers of the same layout (and block table), taken by draft/draft_prefill."""
     out: dict[str, Any] = {
         "layers": layers,
         "batch": batch,
@@ -285,6 +344,8 @@ def cache_layout(
         out["shape"] = [blocks, block_size, entry]
     else:
         out["shape"] = [batch, max_seq_len, entry]
+    if mtp_dim:
+        out["mtp"] = {"hidden": True, "dim": mtp_dim, "layers": 1, "width": SPECULATIVE_WIDTH}
     return out
 
 
@@ -298,6 +359,8 @@ def _input_names(
             if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
         ]
     table = ["block_table"] if paged else []
+    if entry.startswith("draft"):
+        return ["tokens", "hidden", "positions", *table, "cache.mtp"]
     return ["tokens", "positions", *table, *[f"cache.{i}" for i in range(layers)]]
 
 
@@ -323,6 +386,24 @@ def _constants(args: tuple, kwargs: dict) -> list[dict[str, Any]]:
             )
         out.append({"index": i, "value": leaf})
     return out
+
+
+def _roles(args: tuple, kwargs: dict, model: CausalLM) -> list[str]:
+    """The role of every tensor leaf of the call, found by what `bind` made of it."""
+    bound = model.bind(args, kwargs)
+    roles = []
+    for leaf in pytree.tree_leaves((args, kwargs)):
+        if not isinstance(leaf, torch.Tensor):
+            continue
+        if leaf is bound.tokens:
+            roles.append("tokens")
+        elif leaf.data_ptr() == bound.positions.data_ptr():  # the same tensor or a view of it
+            roles.append("positions")
+        elif bound.key_mask is not None and leaf.shape == bound.tokens.shape:
+            roles.append("mask")
+        else:
+            roles.append("other")
+    return roles
 
 
 def _first_line(err: BaseException) -> str:

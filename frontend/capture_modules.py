@@ -327,8 +327,55 @@ class CapturedBlock(CaptureModule):
         return x + self.ffn(self.ffn_norm(x)), new_cache
 
 
+class CapturedMTP(CaptureModule):
+    """DeepSeek-V3's depth-1 multi-token prediction layer (`MTPLayer`): predicts ``t_{i+2}``.
+
+    ``h' = eh_proj([enorm(embed(t_{i+1})); hnorm(h_i)])``, then a decoder block (a normal MLA
+    block with its own latent cache), then its `norm`, then the main model's `head`; `embed`
+    and `head` are the main model's tensors (shared weights, the same keys)."""
+
+    def __init__(
+        self,
+        embed: torch.Tensor,
+        enorm: CapturedRMSNorm,
+        hnorm: CapturedRMSNorm,
+        eh_proj: torch.Tensor,
+        block: CapturedBlock,
+        norm: CapturedRMSNorm,
+        head: torch.Tensor,
+        source: str = "",
+    ) -> None:
+        super().__init__(source)
+        self.hold("embed", embed)
+        self.enorm, self.hnorm = enorm, hnorm
+        self.hold("eh_proj", eh_proj)
+        self.block = block
+        self.norm = norm
+        self.hold("head", head)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        hidden: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """MTP logits ``[B, S, vocab]`` for the next tokens ``t_{i+1}`` (`tokens`) and the main
+        model's final hidden states ``h_i`` (`hidden`, after its final norm) at `positions`
+        (those of ``i``); with `kv_cache`, also the updated MTP cache."""
+        x = torch.cat(
+            [self.enorm(F.embedding(tokens, self.weight("embed"))), self.hnorm(hidden)], dim=-1
+        )
+        x, new_cache = self.block(
+            F.linear(x, self.weight("eh_proj")), positions, kv_cache, None, block_table
+        )
+        return F.linear(self.norm(x), self.weight("head")), new_cache
+
+
 class CapturedCausalLM(CaptureModule):
-    """Embedding → blocks → final norm → LM head, with or without latent KV caches."""
+    """Embedding → blocks → final norm → LM head, with or without latent KV caches; optionally
+    an MTP layer (`mtp`) that drafts the token after next."""
 
     def __init__(
         self,
@@ -337,12 +384,14 @@ class CapturedCausalLM(CaptureModule):
         norm: CapturedRMSNorm,
         head: torch.Tensor,
         source: str = "",
+        mtp: CapturedMTP | None = None,
     ) -> None:
         super().__init__(source)
         self.hold("embed", embed)
         self.blocks = nn.ModuleList(blocks)
         self.norm = norm
         self.hold("head", head)
+        self.mtp = mtp
 
     @property
     def cache_entry(self) -> int:
@@ -352,6 +401,35 @@ class CapturedCausalLM(CaptureModule):
     def dtype(self) -> torch.dtype:
         """The activation dtype: the embedding's."""
         return self._held["embed"].dtype
+
+    @property
+    def dim(self) -> int:
+        """The model (hidden state) width."""
+        return int(self._held["embed"].shape[1])
+
+    def hidden(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        caches: list[torch.Tensor] | None,
+        *,
+        key_mask: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Final hidden states ``[B, S, dim]`` (after the final norm: the input of the head)
+        and (with caches) the updated caches; arguments as `logits`."""
+        h = F.embedding(tokens, self.weight("embed"))
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            cache = None if caches is None else caches[i]
+            h, cache = block(h, positions, cache, key_mask, block_table)
+            if cache is not None:
+                new_caches.append(cache)
+        return self.norm(h), new_caches
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head over final hidden states."""
+        return F.linear(hidden, self.weight("head"))
 
     def logits(
         self,
@@ -366,14 +444,10 @@ class CapturedCausalLM(CaptureModule):
 
         `key_mask` (no caches) hides padded keys; `block_table` makes the caches paged pools
         (docs/execution-contract.md)."""
-        h = F.embedding(tokens, self.weight("embed"))
-        new_caches = []
-        for i, block in enumerate(self.blocks):
-            cache = None if caches is None else caches[i]
-            h, cache = block(h, positions, cache, key_mask, block_table)
-            if cache is not None:
-                new_caches.append(cache)
-        return F.linear(self.norm(h), self.weight("head")), new_caches
+        h, new_caches = self.hidden(
+            tokens, positions, caches, key_mask=key_mask, block_table=block_table
+        )
+        return self.head(h), new_caches
 
 
 def default_positions(tokens: torch.Tensor, start: int = 0) -> torch.Tensor:

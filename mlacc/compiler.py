@@ -189,6 +189,8 @@ def _entry_points(module, frontend_info: dict[str, Any]) -> dict[str, Any]:
             out[name]["out_spec"] = info.out_spec
         if info and info.constants:
             out[name]["constants"] = info.constants
+        if info and info.roles:
+            out[name]["roles"] = info.roles
     return out
 
 

@@ -59,6 +59,7 @@ class Executable:
         stop_tokens: list[int] | tuple[int, ...] = (),
         pad_token_id: int = 0,
         cache: Any = None,
+        speculative: str | None = None,
     ) -> torch.Tensor:
         """Chunked prefill + decode over the runtime-owned latent KV cache.
 
@@ -66,7 +67,11 @@ class Executable:
         `seed`). `attention_mask` (left or right padding) marks each row's real tokens; a row
         ends at a token of `stop_tokens` or after its `max_new_tokens` (an int or one per
         row) and is padded with `pad_token_id`. `cache` (from `new_cache()`) reuses buffers.
-        Returns ``[B, S + max(max_new_tokens)]``; ``last_generation`` holds the statistics.
+        ``speculative="mtp"`` (models with DeepSeek-V3's MTP layer, greedy only) drafts the
+        token after next with the MTP layer and verifies it with the main model: the same
+        tokens as plain greedy decoding, in fewer main-model steps.
+        Returns ``[B, S + max(max_new_tokens)]``; ``last_generation`` holds the statistics
+        (acceptance rate, tokens per target call; on `sim`, the simulated speedup).
         """
         from .generate import Sampling, generate
 
@@ -79,10 +84,12 @@ class Executable:
             stop_tokens=stop_tokens,
             pad_token_id=pad_token_id,
             cache=cache,
+            speculative=speculative,
         )
 
     def new_cache(self) -> Any:
-        """A `KVCache` for this artifact's prefill/decode (contiguous or paged, as compiled)."""
+        """A `KVCache` for this artifact's prefill/decode (contiguous or paged, as compiled;
+        with the MTP layer's buffer for a model that has one)."""
         from .generate import _cache_spec
         from .kv_cache import KVCache
 
@@ -116,6 +123,7 @@ class Executable:
         if entry == "forward" and self.manifest.get("kv_cache"):
             flat, unpad = _fit_forward(signature, flat)
         _check_inputs(entry, signature["inputs"], flat)
+        _check_donated_buffers(entry, signature["inputs"], flat, self.executor.donated(entry))
         outputs = self.executor.run(entry, flat)
         if unpad is not None:
             outputs = unpad(outputs)
@@ -155,13 +163,20 @@ def _fit_forward(
     signature: dict[str, Any], flat: list[Any]
 ) -> tuple[list[Any], Callable[[list[Any]], list[Any]] | None]:
     """Pads a causal LM's `forward` call of ``[b, s]`` tokens up to the compiled ``[B, S]``
-    (dummy rows, tokens after the last one; causality keeps them invisible to the real ones)
-    and returns how to cut the outputs back; errors for a call larger than compiled."""
+    and returns how to cut the outputs back; errors for a call larger than compiled.
+
+    Padding follows each input's role (recorded at capture): dummy rows and tokens after the
+    last one, masked out where there is a mask, at positions past every real one (so no real
+    query sees them)."""
+    roles = signature.get("roles") or []
     specs = signature["inputs"]
-    if not flat or not isinstance(flat[0], torch.Tensor) or flat[0].dim() != 2:
+    if "tokens" not in roles or len(roles) != len(flat):
         return flat, None
-    big_b, big_s = specs[0]["shape"][:2]
-    b, s = flat[0].shape
+    tokens = flat[roles.index("tokens")]
+    spec = specs[roles.index("tokens")]["shape"]
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or len(spec) != 2:
+        return flat, None
+    (b, s), (big_b, big_s) = tokens.shape, spec
     if (b, s) == (big_b, big_s):
         return flat, None
     if b > big_b:
@@ -180,15 +195,18 @@ def _fit_forward(
             f"(e.g. last-token logits), so it cannot take {s}"
         )
     padded = list(flat)
-    for i, (value, spec) in enumerate(zip(flat, specs)):
-        if not isinstance(value, torch.Tensor) or list(value.shape) != [b, s]:
+    for i, (value, role) in enumerate(zip(flat, roles)):
+        if role == "other" or not isinstance(value, torch.Tensor):
             continue
-        if spec["shape"][:2] != [big_b, big_s]:
-            continue
+        if list(value.shape) != [b, s]:
+            raise InputError(
+                f"input {i} ({role}) is {list(value.shape)}; it must match the tokens' {[b, s]}"
+            )
         grown = torch.zeros(big_b, big_s, dtype=value.dtype)
-        if "position" in (spec.get("name") or ""):
+        if role == "positions":
             grown += torch.arange(big_s, dtype=value.dtype)
-            grown[:b, s:] = value[:, -1:] + torch.arange(1, big_s - s + 1, dtype=value.dtype)
+            after = value.max(dim=1, keepdim=True).values + 1
+            grown[:b, s:] = after + torch.arange(big_s - s, dtype=value.dtype)
         grown[:b, :s] = value
         padded[i] = grown
 
@@ -203,6 +221,25 @@ def _fit_forward(
         return result
 
     return padded, cut
+
+
+def _check_donated_buffers(
+    entry: str, specs: list[dict[str, Any]], flat: list[Any], donated: dict[int, int]
+) -> None:
+    """A buffer updated in place must not share memory with any other input (one tensor
+    passed as two layers' caches would be written twice)."""
+    storages = [
+        t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) and t.numel() else None
+        for t in flat
+    ]
+    for i in donated:
+        clash = [j for j, ptr in enumerate(storages) if j != i and ptr == storages[i]]
+        if storages[i] is not None and clash:
+            names = [specs[k].get("name") or f"#{k}" for k in (i, clash[0])]
+            raise InputError(
+                f"inputs '{names[0]}' and '{names[1]}' of '{entry}' share memory, but "
+                f"'{names[0]}' is updated in place; pass separate buffers"
+            )
 
 
 def _check_inputs(entry: str, specs: list[dict[str, Any]], flat: list[Any]) -> None:

@@ -4,7 +4,9 @@ One buffer per layer, allocated once and updated in place by every prefill/decod
 contiguous ``[B, L, E]``, or a paged pool ``[N, block_size, E]`` with a ``[B, M]`` block
 table. Rows are sequence slots (``B`` is the compiled maximum batch). In the paged layout a
 row owns the blocks its tokens reach, taken from a free list as it grows and given back when
-it ends; block 0 is scratch (unowned table entries point at it).
+it ends; block 0 is scratch (unowned table entries point at it). A model with an MTP layer
+has one more buffer of the same layout (`mtp`), addressed by the same block table: the
+draft entry points' cache, whose slot ``j`` holds the MTP layer's entry for position ``j``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class KVCache:
         dtype = getattr(torch, spec["dtype"])
         shape = spec.get("shape") or [self.rows, self.max_seq_len, spec["entry"]]
         self.layers = [torch.zeros(shape, dtype=dtype) for _ in range(spec["layers"])]
+        mtp_layers = (spec.get("mtp") or {}).get("layers", 0)
+        self.mtp = [torch.zeros(shape, dtype=dtype) for _ in range(mtp_layers)]
         self.paged = spec.get("layout") == "paged"
         self.block_size: int = spec.get("block_size") or self.max_seq_len
         self.lengths = [0] * self.rows
@@ -37,20 +41,23 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cache buffers (and the block table)."""
-        total = sum(t.numel() * t.element_size() for t in self.layers)
-        if self.block_table is not None:
-            total += self.block_table.numel() * self.block_table.element_size()
-        return total
+        """Bytes held by the cache buffers (the MTP layer's included) and the block table."""
+        return sum(t.numel() * t.element_size() for t in self.inputs())
 
     @property
     def free_blocks(self) -> int:
         """Blocks not owned by any row (paged; 0 for a contiguous cache)."""
         return len(self._free) if self.paged else 0
 
-    def inputs(self) -> list[torch.Tensor]:
-        """What prefill/decode take after tokens and positions: (block table,) caches."""
+    def inputs(self, entry: str | None = None) -> list[torch.Tensor]:
+        """The buffers entry point `entry` takes after its tokens, (hidden,) and positions:
+        prefill/decode/verify: (block table,) the layers' caches; draft/draft_prefill:
+        (block table,) the MTP cache. None: every buffer the cache holds."""
         table = [self.block_table] if self.block_table is not None else []
+        if entry is None:
+            return [*table, *self.layers, *self.mtp]
+        if entry.startswith("draft"):
+            return [*table, *self.mtp]
         return [*table, *self.layers]
 
     def reserve(self, row: int, length: int) -> None:
@@ -90,7 +97,7 @@ def cache_bytes(spec: dict[str, Any]) -> int:
     """Bytes a `KVCache` of this manifest spec allocates (without building it)."""
     itemsize = torch.empty((), dtype=getattr(torch, spec["dtype"])).element_size()
     shape = spec.get("shape") or [spec["batch"], spec["max_seq_len"], spec["entry"]]
-    total = spec["layers"] * itemsize
+    total = (spec["layers"] + (spec.get("mtp") or {}).get("layers", 0)) * itemsize
     for dim in shape:
         total *= dim
     if spec.get("layout") == "paged":

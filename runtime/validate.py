@@ -86,6 +86,13 @@ def check_manifest(manifest: dict[str, Any]) -> None:
         )
         for key in ("in_spec", "out_spec"):
             _expect(sig.get(key) is None or isinstance(sig[key], str), where, f"has a bad {key}")
+        roles = sig.get("roles", [])
+        _expect(
+            isinstance(roles, list)
+            and all(r in ("tokens", "positions", "mask", "other") for r in roles),
+            where,
+            "has malformed input roles",
+        )
     default = manifest.get("default_entry")
     _expect(
         default is None or (isinstance(default, str) and default in entry_points),
@@ -108,6 +115,37 @@ def check_manifest(manifest: dict[str, Any]) -> None:
         "manifest",
         "has a malformed payload list",
     )
+    if "kv_cache" in manifest:
+        check_cache_spec(manifest["kv_cache"])
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_cache_spec(spec: Any) -> None:
+    """The manifest's ``kv_cache``: what the runtime allocates (docs/execution-contract.md)."""
+    where = "manifest kv_cache"
+    _expect(isinstance(spec, dict), where, "must be an object")
+    for key in ("layers", "batch", "max_seq_len", "entry", "chunk"):
+        _expect(_positive_int(spec.get(key)), where, f"needs a positive integer '{key}'")
+    _expect(spec.get("dtype") in TENSOR_DTYPES, where, f"has a bad dtype {spec.get('dtype')!r}")
+    layout = spec.get("layout", "contiguous")
+    _expect(layout in ("contiguous", "paged"), where, f"has an unknown layout {layout!r}")
+    shape = spec.get("shape")
+    if layout == "paged":
+        for key in ("block_size", "max_blocks", "blocks"):
+            _expect(_positive_int(spec.get(key)), where, f"needs a positive integer '{key}'")
+        _expect(
+            spec["max_blocks"] * spec["block_size"] >= spec["max_seq_len"]
+            and spec["blocks"] >= 1 + spec["max_blocks"],
+            where,
+            "has a block pool that cannot hold one sequence besides the scratch block",
+        )
+        want = [spec["blocks"], spec["block_size"], spec["entry"]]
+    else:
+        want = [spec["batch"], spec["max_seq_len"], spec["entry"]]
+    _expect(shape is None or shape == want, where, f"has shape {shape}, expected {want}")
 
 
 def check_weights(manifest: dict[str, Any], weights: Mapping[str, Any]) -> None:

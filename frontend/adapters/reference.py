@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -14,12 +15,13 @@ from ..capture_modules import (
     CapturedCausalLM,
     CapturedMLP,
     CapturedMoE,
+    CapturedMTP,
     CapturedRMSNorm,
     RouterSpec,
     default_positions,
 )
 from ..models.config import ModelConfig
-from ..models.deepseek import MLA, MLP, DeepSeekModel, MoE
+from ..models.deepseek import MLA, MLP, Block, DeepSeekModel, MoE, MTPLayer, RMSNorm
 from . import Bound, CausalLM, fail, need, source_of
 
 DESCRIPTION = "mlacc's DeepSeekModel"
@@ -96,36 +98,58 @@ def _moe(moe: MoE, cfg: ModelConfig, path: str) -> CapturedMoE:
     return CapturedMoE(router, tensors, _experts, shared, source_of(moe))
 
 
+def _norm(norm: RMSNorm) -> CapturedRMSNorm:
+    return CapturedRMSNorm(norm.weight, norm.eps, source_of(norm))
+
+
+def _block(layer: Block, cfg: ModelConfig, path: str) -> CapturedBlock:
+    if isinstance(layer.ffn, MoE):
+        ffn: nn.Module = _moe(layer.ffn, cfg, f"{path}.ffn")
+    elif isinstance(layer.ffn, MLP):
+        ffn = _mlp(layer.ffn)
+    else:
+        raise fail(f"{path}.ffn", layer.ffn, "expected an MLP or a MoE")
+    return CapturedBlock(
+        _norm(layer.attn_norm),
+        _attention(layer.attn, cfg, f"{path}.attn"),
+        _norm(layer.ffn_norm),
+        ffn,
+        source_of(layer),
+    )
+
+
+def _mtp(model: DeepSeekModel, layer: MTPLayer, cfg: ModelConfig) -> CapturedMTP:
+    """The MTP layer, sharing the main model's `embed` and `head` (keys `mtp.0.*`)."""
+    return CapturedMTP(
+        model.embed.weight,
+        _norm(layer.enorm),
+        _norm(layer.hnorm),
+        layer.eh_proj.weight,
+        _block(layer, cfg, "mtp.0"),
+        _norm(layer.norm),
+        model.head.weight,
+        _source_of_function(DeepSeekModel.forward_mtp),
+    )
+
+
+def _source_of_function(fn: Any) -> str:
+    try:
+        _, line = inspect.getsourcelines(fn)
+        return f"{inspect.getsourcefile(fn)}:{line}"
+    except (OSError, TypeError):
+        return ""
+
+
 def adapt(model: DeepSeekModel) -> CausalLM:
     cfg = model.config
-    blocks = []
-    for i, layer in enumerate(model.layers):
-        path = f"layers.{i}"
-        if isinstance(layer.ffn, MoE):
-            ffn: nn.Module = _moe(layer.ffn, cfg, f"{path}.ffn")
-        elif isinstance(layer.ffn, MLP):
-            ffn = _mlp(layer.ffn)
-        else:
-            raise fail(f"{path}.ffn", layer.ffn, "expected an MLP or a MoE")
-        blocks.append(
-            CapturedBlock(
-                CapturedRMSNorm(
-                    layer.attn_norm.weight, layer.attn_norm.eps, source_of(layer.attn_norm)
-                ),
-                _attention(layer.attn, cfg, f"{path}.attn"),
-                CapturedRMSNorm(
-                    layer.ffn_norm.weight, layer.ffn_norm.eps, source_of(layer.ffn_norm)
-                ),
-                ffn,
-                source_of(layer),
-            )
-        )
+    blocks = [_block(layer, cfg, f"layers.{i}") for i, layer in enumerate(model.layers)]
     lm = CapturedCausalLM(
         model.embed.weight,
         blocks,
-        CapturedRMSNorm(model.norm.weight, model.norm.eps, source_of(model.norm)),
+        _norm(model.norm),
         model.head.weight,
         source_of(model),
+        mtp=_mtp(model, model.mtp[0], cfg) if len(model.mtp) else None,
     )
 
     def bind(args: tuple, kwargs: dict) -> Bound:

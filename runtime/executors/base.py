@@ -43,6 +43,10 @@ class Executor:
         """What the calls so far cost on the target (simulating targets), or None."""
         return None
 
+    def donated(self, entry: str) -> dict[int, int]:
+        """Inputs of `entry` updated in place and returned (input index -> output index)."""
+        return {}
+
 
 class PlanExecutor(Executor):
     """Executes the artifact's `payload/plan.json` with a kernel table.
@@ -83,3 +87,6 @@ class PlanExecutor(Executor):
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         return self.interpreter.run(self.plan.functions[entry], inputs)
+
+    def donated(self, entry: str) -> dict[int, int]:
+        return dict(self.plan.functions[entry].donated)

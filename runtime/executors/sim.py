@@ -122,6 +122,20 @@ class SimExecutor(PlanExecutor):
         self.report.calls.append(self._time(entry, fn, inputs))
         return outputs
 
+    def estimate_cycles(self, entry: str, context: int) -> float:
+        """Simulated cycles of one call of `entry` whose attention reads `context` cache slots,
+        neither computed nor recorded: what a call the run did not make would cost (the plain
+        decode steps a speculative run replaces)."""
+        fn = self.plan.functions[entry]
+        saved = self.interpreter.contexts
+        self.interpreter.contexts = {
+            id(step): context for step in fn.steps if (step.cost or {}).get("context") is not None
+        }
+        try:
+            return self._time(entry, fn, []).cycles
+        finally:
+            self.interpreter.contexts = saved
+
     def _time(self, entry: str, fn: Function, inputs: list[torch.Tensor]) -> CallRecord:
         start = self.report.cycles
         timeline = CallTimeline(self.device)

@@ -103,6 +103,9 @@ class SimReport:
     kv_cache: dict[str, Any] | None = None  # the manifest's kv_cache section, if any
     timing_only: bool = False
     weight_bytes: float | None = None  # the compiled model's weights (after FP8), if known
+    # The last speculative `generate` (runtime/generate.py): acceptance, target calls, its
+    # simulated time after prefill against plain decoding of the same tokens, the speedup.
+    speculation: dict[str, Any] | None = None
 
     @property
     def clock_hz(self) -> float:

@@ -210,6 +210,8 @@ def format_table(report: SimReport, top: int = 15) -> str:
     lines += _header_lines(report)
     lines += ["", *_entry_lines(report)]
     lines += ["", *_total_lines(report)]
+    if report.speculation:
+        lines += ["", *_speculation_lines(report.speculation)]
     lines += ["", *_op_lines(report, top)]
     lines += ["", *_layer_lines(report)]
     kv = _kv_line(report.kv_cache)
@@ -342,6 +344,25 @@ def _total_lines(report: SimReport) -> list[str]:
     out.append(
         "  * utilization = engine busy cycles (summed over cores) / (run cycles x cores x chips)"
     )
+    return out
+
+
+def _speculation_lines(spec: dict[str, Any]) -> list[str]:
+    """The last speculative generate: acceptance and simulated speedup over plain decoding."""
+    rate = spec.get("acceptance_rate")
+    out = [
+        f"Speculative decoding ({spec.get('method', '?')}, the last speculative generate)",
+        f"  drafts    {spec.get('accepted', 0)} of {spec.get('drafted', 0)} accepted "
+        f"({_pct(rate)}), {_num(spec.get('tokens_per_target_call')):.2f} tokens per target "
+        f"call ({spec.get('verify_calls', 0)} verify + {spec.get('draft_calls', 0)} draft calls)",
+    ]
+    per, plain = spec.get("seconds_per_token"), spec.get("plain_seconds_per_token")
+    speedup = spec.get("speedup")
+    if per is not None and plain is not None:
+        out.append(
+            f"  time      {_time(per)} per token vs {_time(plain)} for plain decode "
+            f"(simulated after prefill): {_num(speedup):.2f}x speedup"
+        )
     return out
 
 
@@ -506,6 +527,7 @@ def report_to_json(report: SimReport) -> dict[str, Any]:
             "layers": report.by_layer(),
             "kv_cache": report.kv_cache,
             "weight_bytes": report.weight_bytes,
+            "speculation": report.speculation,
         }
     )
 

@@ -34,13 +34,15 @@ def prefill_then_decode(exe, tokens: torch.Tensor, prefill: int) -> torch.Tensor
     ]
     b, n = tokens.shape
     pos = torch.arange(n).expand(b, n)
-    logits, *caches = exe.run(
-        "prefill", tokens[:, :prefill], pos[:, :prefill].contiguous(), *caches
-    )
+    # a model with an MTP layer also returns its final hidden states, right after the logits
+    skip = 1 if (cache.get("mtp") or {}).get("hidden") else 0
+    logits, *rest = exe.run("prefill", tokens[:, :prefill], pos[:, :prefill].contiguous(), *caches)
+    caches = rest[skip:]
     out = [logits]
     for t in range(prefill, n):
-        step, *caches = exe.run(
+        step, *rest = exe.run(
             "decode", tokens[:, t : t + 1], pos[:, t : t + 1].contiguous(), *caches
         )
+        caches = rest[skip:]
         out.append(step)
     return torch.cat(out, dim=1)

@@ -155,3 +155,65 @@ def trained_hf_v2() -> torch.nn.Module:
     from hf_models import hf_v2
 
     return _train_hf(hf_v2(), HF_V2_STEPS)
+
+
+# An MTP model: the main model learns the language (`train_briefly`), then the MTP layer alone
+# learns to draft what the main model will pick: self-distillation, cross-entropy of the MTP
+# logits at position i (inputs t_{i+1} and the main model's h_i) against the main model's greedy
+# token at i+1, the token speculative decoding verifies the draft against. With the language's
+# own t_{i+2} as the MTP target instead (DeepSeek-V3's loss), a briefly trained tiny model's
+# drafts agree with its greedy tokens only ~65% of the time (each model's argmax misses the
+# true one on near-ties, independently); trained jointly from the start, ~65% too (the main
+# model's choices still move).
+MTP_MAIN_STEPS = 100
+MTP_STEPS = 60
+
+
+def train_mtp_briefly(
+    model: torch.nn.Module, main_steps: int, mtp_steps: int, seed: int = 0, threads: int | None = 1
+) -> torch.nn.Module:
+    """Trains an MTP model (mlacc's `DeepSeekModel` with ``n_mtp_layers == 1``): `main_steps`
+    of `train_briefly`, then `mtp_steps` of the MTP layer alone (the main model, `embed` and
+    `head` frozen) on the same batches against the main model's greedy next-next token (see
+    above). Deterministic; returns `model` in eval mode, every parameter trainable again."""
+    train_briefly(model, model.config.vocab_size, main_steps, seed=seed, threads=threads)
+    saved = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    frozen = {id(model.embed.weight), id(model.head.weight)}
+    params = [p for p in model.mtp.parameters() if id(p) not in frozen]
+    try:
+        torch.manual_seed(seed)
+        vocab = model.config.vocab_size
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
+        model.train()
+        for step in range(mtp_steps):
+            x = markov_tokens(vocab, BATCH, LENGTH + 1, seed=30_000 * (seed + 1) + step)
+            with torch.no_grad():
+                hidden = model.hidden_states(x[:, :-1])
+                target = model.head(hidden[:, 1:]).argmax(-1)
+            drafts = model.forward_mtp(x[:, 1:-1], hidden[:, :-1])
+            loss = F.cross_entropy(drafts.reshape(-1, vocab), target.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for p in params:
+            p.grad = None
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        torch.set_num_threads(saved)
+    return model.eval()
+
+
+@functools.cache
+def trained_reference_v3_mtp() -> torch.nn.Module:
+    """Our ``deepseek-v3-tiny`` (seed 0, with its MTP layer): `MTP_MAIN_STEPS` steps of the
+    main model, then `MTP_STEPS` of its MTP layer (`train_mtp_briefly`)."""
+    from mlacc.model_input import builtin_model
+
+    return train_mtp_briefly(builtin_model("deepseek-v3-tiny"), MTP_MAIN_STEPS, MTP_STEPS)

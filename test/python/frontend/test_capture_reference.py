@@ -53,12 +53,22 @@ def test_prefill_then_decode_reproduces_full_sequence_logits(compiled) -> None:
         for _ in range(cache["layers"])
     ]
     positions = torch.arange(12).expand(2, 12)
-    logits, *caches = exe.run("prefill", tokens[:, :8], positions[:, :8].contiguous(), *caches)
+    with torch.no_grad():
+        hidden = model.hidden_states(tokens)
+    # with an MTP layer (V3), the final hidden states (after the final norm) follow the logits
+    mtp = model.config.n_mtp_layers > 0
+    assert ("mtp" in cache) == mtp
+
+    def call(entry: str, t0: int, t1: int, caches: list) -> tuple:
+        logits, *rest = exe.run(entry, tokens[:, t0:t1], positions[:, t0:t1].contiguous(), *caches)
+        if mtp:
+            assert _rel(rest[0], hidden[:, t0:t1]) < 1e-4
+        return logits, rest[1:] if mtp else rest
+
+    logits, caches = call("prefill", 0, 8, caches)
     assert _rel(logits, want[:, :8]) < 1e-4
     for t in range(8, 12):
-        logits, *caches = exe.run(
-            "decode", tokens[:, t : t + 1], positions[:, t : t + 1].contiguous(), *caches
-        )
+        logits, caches = call("decode", t, t + 1, caches)
         assert _rel(logits[:, 0], want[:, t]) < 1e-4
 
 
@@ -87,7 +97,10 @@ def test_captured_ir_is_mla_and_moe_ops() -> None:
     assert "torch.operator" not in text
     assert '{key = "layers.0.attn.wkv_b.weight"}' in text
     assert '{key = "layers.1.ffn.experts.w_gate"}' in text  # stacked at capture
-    assert text.count("func.func @") == 3
+    # forward, prefill, decode; with the MTP layer: verify, draft, draft_prefill
+    assert text.count("func.func @") == 6
+    draft = text[text.index("func.func @draft(") : text.index("func.func @draft_prefill")]
+    assert draft.count('"mla.attention"') == 1 and '{key = "mtp.0.eh_proj.weight"}' in draft
 
 
 def test_ops_carry_the_model_source_location() -> None:
@@ -114,15 +127,17 @@ def test_full_size_v3_captures_on_meta_without_weight_data() -> None:
     text = str(module)
     assert len(text) < 8 << 20  # names and shapes, no tensor data
     assert "dense_resource" not in text and "torch.vtensor.literal" not in text
-    assert text.count('"mla.attention"') == 3 * 61
+    # forward, prefill, decode and verify: 61 layers each; draft, draft_prefill: the MTP layer
+    assert text.count('"mla.attention"') == 4 * 61 + 2
     assert "!torch.vtensor<[1,4096,576],bf16>" in text  # the latent cache: 512 + 64 per token
     from mlacc.report import memory_report
 
     report = memory_report(module)
-    assert (report.layers, report.cache_values_per_token) == (61, 576)
+    assert (report.layers, report.mtp_layers, report.cache_values_per_token) == (61, 1, 576)
     assert report.mha_values_per_token == 128 * (128 + 64) + 128 * 128
-    assert report.cache_bytes == 61 * 4096 * 576 * 2
-    assert 1.33e12 < report.weight_bytes["bfloat16"] < 1.36e12  # 671B parameters in bf16
+    assert report.cache_bytes == (61 + 1) * 4096 * 576 * 2
+    # 671B parameters + the MTP layer's ~12B of its own (its embed and head are shared) in bf16
+    assert 1.35e12 < report.weight_bytes["bfloat16"] < 1.38e12
     tiny_on_meta = builtin_model("deepseek-v3-tiny", meta=True)
     with pytest.raises(CompileError, match=r"meta device.*timing_only=True"):
         mlacc.compile(tiny_on_meta, target="reference")

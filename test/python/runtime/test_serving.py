@@ -202,6 +202,13 @@ def test_sampling_controls(contiguous) -> None:
             "only 0 and 1",
         ),
         (lambda e: e.generate(torch.ones(1, 4), 1), "integer token ids"),
+        (lambda e: e.generate(torch.ones(1, 0, dtype=torch.int64), 1), "at least one token"),
+        (lambda e: e.generate(torch.ones(1, CACHE, dtype=torch.int64), 0), "prompts of 1 to 39"),
+        (lambda e: e.generate(torch.ones(1, 4, dtype=torch.int64), 2.0), "max_new_tokens"),
+        (
+            lambda e: e.generate(torch.ones(1, 4, dtype=torch.int64), 2, stop_tokens=5),
+            "stop_tokens",
+        ),
         (
             lambda e: e.generate(
                 torch.ones(1, 4, dtype=torch.int64), 1, top_p=0.0, temperature=1.0
@@ -307,3 +314,52 @@ def test_block_ids_outside_the_pool_are_an_error(paged) -> None:
     tokens = torch.zeros(BATCH, 1, dtype=torch.int64)
     with pytest.raises(MlaccError, match="block_table holds block ids in \\[-1"):
         paged.run("decode", tokens, tokens.clone(), table, *cache.layers)
+
+
+def test_forward_pads_positions_given_positionally(model) -> None:
+    """Padding follows each input's role, whatever its name: positions passed positionally
+    continue past the row's last one (else a real query would see the padding)."""
+    ids = torch.randint(0, 500, (2, 8))
+    pos = torch.arange(8).expand(2, 8).contiguous()
+    exe = mlacc.compile(model, (ids, pos), target="reference", cache_len=16).load()
+    assert exe.entry_points["forward"]["roles"] == ["tokens", "positions"]
+    with torch.no_grad():
+        want = model(ids[:, :5], pos[:, :5] + 3)
+    torch.testing.assert_close(exe(ids[:, :5], pos[:, :5] + 3), want, rtol=1e-4, atol=1e-5)
+
+
+def test_one_buffer_passed_as_two_donated_caches_is_an_error(contiguous) -> None:
+    cache = contiguous.new_cache()
+    shared = [cache.layers[0]] * len(cache.layers)
+    tokens = torch.zeros(BATCH, 1, dtype=torch.int64)
+    with pytest.raises(InputError, match="share memory"):
+        contiguous.run("decode", tokens, tokens.clone(), *shared)
+
+
+def test_rows_that_generate_nothing_give_their_blocks_back(paged) -> None:
+    cache = paged.new_cache()
+    free = cache.free_blocks
+    paged.generate(torch.tensor([[1, 2, 3], [4, 5, 6]]), [0, 2], cache=cache)
+    assert cache.free_blocks == free and cache.lengths[:2] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("layers"), "'layers'"),
+        (lambda s: s.update(blocks=1), "cannot hold one sequence"),
+        (lambda s: s.update(layout="ring"), "unknown layout"),
+        (lambda s: s.update(shape=[1, 2, 3]), "has shape"),
+    ],
+)
+def test_damaged_cache_specs_are_artifact_errors(paged, change, message) -> None:
+    import copy
+
+    from mlacc.runtime.errors import ArtifactError
+    from mlacc.runtime.validate import check_cache_spec
+
+    spec = copy.deepcopy(paged.manifest["kv_cache"])
+    check_cache_spec(spec)
+    change(spec)
+    with pytest.raises(ArtifactError, match=message):
+        check_cache_spec(spec)

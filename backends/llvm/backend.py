@@ -26,12 +26,19 @@ class LLVMOptions:
 
     opt_level: int = 3
     vectorize: bool = True
+    # 0: as many threads as the running process may use (default); 1: single-threaded code;
+    # n > 1: n threads by default. The run side can override it (MLACC_LLVM_THREADS).
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.opt_level not in (0, 1, 2, 3):
             raise InputError(f"target 'llvm' option 'opt_level' must be 0-3, got {self.opt_level}")
         if not isinstance(self.vectorize, bool):
             raise InputError("target 'llvm' option 'vectorize' must be true or false")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise InputError(
+                f"target 'llvm' option 'threads' must be an integer >= 0, got {self.threads!r}"
+            )
 
 
 class LLVMBackend(Backend):
@@ -48,10 +55,11 @@ class LLVMBackend(Backend):
         return op_name.startswith("torch.") and op_name != "torch.operator"
 
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
-        unknown = sorted(set(request.options) - {"opt_level", "vectorize"})
+        unknown = sorted(set(request.options) - {"opt_level", "vectorize", "threads"})
         if unknown:
             raise InputError(
-                f"target 'llvm' has no option '{unknown[0]}' (options: opt_level, vectorize)"
+                f"target 'llvm' has no option '{unknown[0]}' (options: opt_level, vectorize, "
+                "threads)"
             )
         options = LLVMOptions(**request.options)
         say = request.progress or (lambda _line: None)
@@ -72,16 +80,20 @@ class LLVMBackend(Backend):
         lowered_text = str(work)
         t1 = time.perf_counter()
         say(f"llvm: lowered to linalg in {t1 - t0:.1f}s")
-        abis = codegen.bufferize(work)
         if options.vectorize:
-            codegen.schedule(work)
+            codegen.schedule(work, threads=options.threads != 1)
+        abis = codegen.bufferize(work)
         codegen.to_llvm(work)
         say(f"llvm: bufferized and lowered to LLVM in {time.perf_counter() - t1:.1f}s")
         t1 = time.perf_counter()
         blob = codegen.link(work, [a.symbol for a in abis.values()], options.opt_level)
         say(f"llvm: native code {len(blob) / 1024:.0f} KiB in {time.perf_counter() - t1:.1f}s")
         cpu = host_cpu()
-        abi = {"cpu": cpu, "entry_points": {n: a.to_json() for n, a in abis.items()}}
+        abi = {
+            "cpu": cpu,
+            "threads": options.threads,
+            "entry_points": {n: a.to_json() for n, a in abis.items()},
+        }
         return Payload(
             files={
                 "model.so": blob,
@@ -89,7 +101,12 @@ class LLVMBackend(Backend):
                 "linalg.mlir": lowered_text.encode(),
             },
             weights=prepared,
-            manifest={"cpu": cpu, "opt_level": options.opt_level, "vectorize": options.vectorize},
+            manifest={
+                "cpu": cpu,
+                "opt_level": options.opt_level,
+                "vectorize": options.vectorize,
+                "threads": options.threads,
+            },
         )
 
 

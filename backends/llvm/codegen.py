@@ -49,6 +49,9 @@ OUT_PARAMS = (
 )
 TO_LLVM = (
     "builtin.module("
+    "scf-forall-to-parallel,"
+    "convert-scf-to-openmp,"
+    "canonicalize,"
     "func.func(tm-tensor-to-loops),"
     "func.func(convert-linalg-to-loops),"
     "func.func(arith-expand{include-bf16=true}),"
@@ -60,6 +63,7 @@ TO_LLVM = (
     "expand-strided-metadata,"
     "lower-affine,"
     "convert-to-llvm,"
+    "convert-openmp-to-llvm,"
     "reconcile-unrealized-casts)"
 )
 
@@ -199,11 +203,11 @@ def _drop_donated_results(f: func.FuncOp) -> dict[int, int]:
     return donated
 
 
-def schedule(module: ir.Module) -> None:
-    """Tiling + vectorization of the hot loops (see `schedule`)."""
+def schedule(module: ir.Module, threads: bool = True) -> None:
+    """Tiling + vectorization of the hot loops, thread level (see `schedule`)."""
     from .schedule import apply_schedule
 
-    apply_schedule(module)
+    apply_schedule(module, threads)
 
 
 def to_llvm(module: ir.Module) -> None:
@@ -224,7 +228,7 @@ def link(module: ir.Module, symbols: list[str], opt_level: int = 3) -> bytes:
         obj, so = Path(tmp) / "model.o", Path(tmp) / "model.so"
         source, support = Path(tmp) / "support.c", Path(tmp) / "support.so"
         source.write_text(SUPPORT_SOURCE)
-        _run_cc([cc, "-shared", "-O2", "-fPIC", "-o", str(support), str(source)])
+        _run_cc([cc, "-shared", "-O2", "-fPIC", "-pthread", "-o", str(support), str(source)])
         try:
             engine = execution_engine.ExecutionEngine(
                 module, opt_level=opt_level, shared_libs=[str(support)], enable_pic=True
@@ -236,7 +240,9 @@ def link(module: ir.Module, symbols: list[str], opt_level: int = 3) -> bytes:
         engine.dump_to_object_file(str(obj))
         if not obj.exists():
             raise CompileError("llvm target: the JIT wrote no object file")
-        _run_cc([cc, "-shared", "-O2", "-fPIC", "-o", str(so), str(obj), str(source), "-lm"])
+        _run_cc(
+            [cc, "-shared", "-O2", "-fPIC", "-o", str(so), str(obj), str(source), "-lm", "-pthread"]
+        )
         return so.read_bytes()
 
 

@@ -320,7 +320,10 @@ def einsum(
     x = to_f32(body, names, "%in0", at.elem)
     y = to_f32(body, names, "%in1", bt.elem)
     p, s = names("prod"), names("sum")
-    body += [f"{p} = arith.mulf {x}, {y} : f32", f"{s} = arith.addf %out0, {p} : f32"]
+    body += [
+        f"{p} = arith.mulf {x}, {y} fastmath<contract> : f32",
+        f"{s} = arith.addf %out0, {p} fastmath<contract> : f32",
+    ]
     res = names("ein")
     idx = {c: i for i, c in enumerate(order)}
     maps = [dims(*(idx[c] for c in letters)) for letters in (sa, sb, out)]

@@ -45,14 +45,28 @@ def prepare_weights(module: ir.Module, weights: dict[str, torch.Tensor]) -> dict
     plan = builder.build(module)
     interpreter = PlanInterpreter({**weights, **builder.constants}, SEMANTICS)
     prepared: dict[str, torch.Tensor] = {}
+    # Entry points (forward, prefill, decode) prepare the same weights: each step on the same
+    # operands runs once, and each tensor is hashed once (V2-Lite's fused expert weights are
+    # 1.5 GB in fp32).
+    memo: dict[Any, list[Any]] = {}
+    keys: dict[int, str] = {}
     for f in entry_functions(module):
         name = ir.StringAttr(f.attributes["sym_name"]).value
-        env = _evaluate(plan.functions[name], interpreter)
-        _materialize(f, builder.value_ids, env, prepared)
+        env = _evaluate(plan.functions[name], interpreter, memo)
+        _materialize(f, builder.value_ids, env, prepared, keys)
     return prepared
 
 
-def _evaluate(function: Any, interpreter: PlanInterpreter) -> dict[int, Any]:
+def _identity(value: Any) -> Any:
+    """A memo key part for a step operand: tensors by object identity, the rest by value."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", id(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_identity(v) for v in value)
+    return repr(value)
+
+
+def _evaluate(function: Any, interpreter: PlanInterpreter, memo: dict[Any, list[Any]]) -> dict:
     """Runs the steps that read only weights and constants; returns their values by id."""
     env: dict[int, Any] = {}
     inputs = set(function.inputs)
@@ -63,7 +77,10 @@ def _evaluate(function: Any, interpreter: PlanInterpreter) -> dict[int, Any]:
         if not all(r in env for r in refs):
             continue
         args = [_resolve(a, env) for a in step.args]
-        results = interpreter.execute(step, args)
+        memo_key = (step.op, repr(step.attrs), _identity(args))
+        if memo_key not in memo:  # the operands stay referenced by the memo: ids stay valid
+            memo[memo_key] = [list(interpreter.execute(step, args)), args]
+        results = memo[memo_key][0]
         for vid, value in zip(step.results, results):
             if vid is not None:
                 env[vid] = value
@@ -79,7 +96,11 @@ def _resolve(arg: Arg, env: dict[int, Any]) -> Any:
 
 
 def _materialize(
-    f: Any, ids: dict[ir.Value, int], env: dict[int, Any], prepared: dict[str, torch.Tensor]
+    f: Any,
+    ids: dict[ir.Value, int],
+    env: dict[int, Any],
+    prepared: dict[str, torch.Tensor],
+    keys: dict[int, str],
 ) -> None:
     """Each weight-only tensor that a run-time op reads becomes an ``mlacc.weight``."""
     block = f.regions[0].blocks[0]
@@ -96,7 +117,9 @@ def _materialize(
             tensor = env[ids[result]]
             if not isinstance(tensor, torch.Tensor):
                 continue
-            key = _key(tensor)
+            if id(tensor) not in keys:
+                keys[id(tensor)] = _key(tensor)
+            key = keys[id(tensor)]
             prepared.setdefault(key, tensor.contiguous())
             with ir.InsertionPoint(op), op.location:
                 weight = ir.Operation.create(
@@ -131,5 +154,6 @@ def _erase_dead(block: ir.Block) -> None:
 def _key(tensor: torch.Tensor) -> str:
     t = tensor.contiguous()
     digest = hashlib.sha1(str((t.dtype, tuple(t.shape))).encode())
-    digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if t.numel():
+        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return PREFIX + digest.hexdigest()[:16]

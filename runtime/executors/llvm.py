@@ -4,11 +4,17 @@ Each entry point is one native function ``_mlir_ciface_<entry>(inputs..., weight
 outputs...)`` taking memref descriptors. Weight descriptors are built once at load; per call
 only the inputs' and fresh outputs' descriptors are built. A donated input (a KV cache) is
 updated in place by the code and returned as the same tensor: no copy.
+
+Threads: the code's parallel loops run on a pthread pool inside the shared object (its own
+minimal OpenMP runtime, no libomp needed). The team size is, in order: ``set_num_threads(n)``,
+the ``MLACC_LLVM_THREADS`` environment variable, the ``threads`` compile option, the CPUs this
+process may run on.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any
 
 import torch
@@ -80,6 +86,35 @@ class LLVMExecutor(Executor):
         self.entries = {
             name: _Entry(self.library, spec, artifact.weights) for name, spec in entries.items()
         }
+        env = os.environ.get("MLACC_LLVM_THREADS", "").strip()
+        if env:
+            try:
+                threads = int(env)
+            except ValueError:
+                raise ArtifactError(
+                    f"MLACC_LLVM_THREADS must be a positive integer, got '{env}'"
+                ) from None
+        else:
+            threads = int(abi.get("threads", 0) or 0)
+        if threads:
+            self.set_num_threads(threads)
+
+    def set_num_threads(self, n: int) -> None:
+        """Team size of the code's parallel loops (1: run everything on the calling thread)."""
+        if n < 1:
+            raise ArtifactError(f"the number of threads must be >= 1, got {n}")
+        setter = getattr(self.library.lib, "mlacc_set_num_threads", None)
+        if setter is not None:  # artifacts built before threading have no pool
+            setter.argtypes = [ctypes.c_int32]
+            setter(int(n))
+
+    def num_threads(self) -> int:
+        """The current team size."""
+        getter = getattr(self.library.lib, "mlacc_get_num_threads", None)
+        if getter is None:
+            return 1
+        getter.restype = ctypes.c_int32
+        return int(getter())
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         return self.entries[entry](inputs)

@@ -75,7 +75,10 @@ def matmul_nt(
     a = to_f32(body, names, "%in0", xt.elem)
     b = to_f32(body, names, "%in1", wt.elem)
     p, s = names("prod"), names("sum")
-    body += [f"{p} = arith.mulf {a}, {b} : f32", f"{s} = arith.addf %out0, {p} : f32"]
+    body += [
+        f"{p} = arith.mulf {a}, {b} fastmath<contract> : f32",
+        f"{s} = arith.addf %out0, {p} fastmath<contract> : f32",
+    ]
     res = names("mm")
     lines.append(
         generic(

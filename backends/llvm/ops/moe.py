@@ -160,9 +160,53 @@ def _plain_rows(
     return "%ycv", out_t
 
 
+def _trim_zero_rows(x: str, xt: TT, lo: str, length: str, out: str) -> list[str]:
+    """Body lines: `out` = `length` less the all-zero rows at the end of the segment
+    ``x[lo : lo + length]``. `moe.dispatch` pads each expert's segment with zero rows up to its
+    block size (16 by default: a batch-1 decode step would multiply 16 rows per expert for 1
+    real one); their product is zero, which the zero-filled output already holds."""
+    kdim = xt.shape[1]
+    one = "%tz_one"
+    lines = [
+        f"{one} = arith.constant 1 : index",
+        f"%tz_k = arith.constant {kdim} : index",
+        "%tz_f = arith.constant false",
+        "%tz_z = arith.constant 0.000000e+00 : f32",
+        f"{out} = scf.while (%tz_n = {length}) : (index) -> index {{",
+        "  %tz_pos = arith.cmpi sgt, %tz_n, %c0 : index",
+        "  %tz_go = scf.if %tz_pos -> (i1) {",
+        f"    %tz_r0 = arith.addi {lo}, %tz_n : index",
+        f"    %tz_r = arith.subi %tz_r0, {one} : index",
+        f"    %tz_nz = scf.for %tz_j = %c0 to %tz_k step {one} iter_args(%tz_a = %tz_f) -> (i1) {{",
+        f"      %tz_v = tensor.extract {x}[%tz_r, %tz_j] : {xt}",
+    ]
+    body: list[str] = []
+    v = to_f32(body, Names(), "%tz_v", xt.elem)
+    lines += [f"      {line}" for line in body]
+    lines += [
+        f"      %tz_ne = arith.cmpf une, {v}, %tz_z : f32",
+        "      %tz_o = arith.ori %tz_a, %tz_ne : i1",
+        "      scf.yield %tz_o : i1",
+        "    }",
+        "    %tz_zero = arith.cmpi eq, %tz_nz, %tz_f : i1",
+        "    scf.yield %tz_zero : i1",
+        "  } else {",
+        "    scf.yield %tz_f : i1",
+        "  }",
+        "  scf.condition(%tz_go) %tz_n : index",
+        "} do {",
+        "^bb0(%tz_m: index):",
+        f"  %tz_next = arith.subi %tz_m, {one} : index",
+        "  scf.yield %tz_next : index",
+        "}",
+    ]
+    return ["  " + line for line in lines]
+
+
 def _grouped(names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None) -> list[str]:
     """The expert loop shared by `moe.grouped_matmul` and `fp8.grouped_matmul`: per expert,
-    the dynamic row slice of x (and of `extra_slices`), `rows_fn` on it, inserted in place."""
+    the dynamic row slice of x (and of `extra_slices`) less its trailing zero rows (block
+    padding), `rows_fn` on it, inserted in place."""
     p, kdim = xt.shape
     e_count, n = wt.shape[0], wt.shape[1]
     out_t = TT((p, n), out_elem)
@@ -185,7 +229,8 @@ def _grouped(names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None)
         "  %lo = arith.minsi %lo1, %cp : index",
         "  %hi2 = arith.minsi %hi1, %cp : index",
         "  %hi = arith.maxsi %hi2, %lo : index",
-        "  %len = arith.subi %hi, %lo : index",
+        "  %len0 = arith.subi %hi, %lo : index",
+        *_trim_zero_rows(x, xt, "%lo", "%len0", "%len"),
         "  %some = arith.cmpi sgt, %len, %c0 : index",
         f"  %next = scf.if %some -> ({out_t}) {{",
         f"    %xs = tensor.extract_slice {x}[%lo, 0] [%len, {kdim}] [1, 1] : {xt} to {x_e_t}",

@@ -229,7 +229,9 @@ def _check_donated_buffers(
     """A buffer updated in place must not share memory with any other input (one tensor
     passed as two layers' caches would be written twice)."""
     storages = [
-        t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) and t.numel() else None
+        t.untyped_storage().data_ptr()
+        if isinstance(t, torch.Tensor) and t.numel() and not t.is_meta
+        else None
         for t in flat
     ]
     for i in donated:

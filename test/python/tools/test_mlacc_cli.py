@@ -208,7 +208,8 @@ def test_unsupported_op_names_op_location_and_targets(tmp_path: Path) -> None:
     assert_one_error_line(
         proc,
         "mlacc",
-        "op 'fp8.quantize' is not supported by target 'example-cpu' (supported by: reference, sim)",
+        "op 'fp8.quantize' is not supported by target 'example-cpu' (supported by: llvm, "
+        "reference, sim, triton)",
         "fp8_linear.py:1:1",
     )
 
@@ -246,10 +247,11 @@ def test_capture_then_mlacc_opt(tmp_path: Path) -> None:
     out = tmp_path / "tiny.mlir"
     proc = run_tool("mlacc", "capture", "deepseek-v3-tiny", "-o", str(out), "--cache-len", "32")
     assert proc.returncode == 0, proc.stderr
-    assert "entry points: forward, prefill, decode" in proc.stdout
+    assert "entry points: forward, prefill, decode, verify, draft, draft_prefill" in proc.stdout
     opt = run_tool("mlacc-opt", str(out), "--canonicalize", "--cse")
     assert opt.returncode == 0, opt.stderr
-    assert opt.stdout.count('"mla.attention"') == 9 and "torch.operator" not in opt.stdout
+    # 3 layers in forward, prefill, decode and verify; the MTP layer in draft and draft_prefill
+    assert opt.stdout.count('"mla.attention"') == 3 * 4 + 2 and "torch.operator" not in opt.stdout
 
 
 def test_compile_builtin_model_and_run(tmp_path: Path) -> None:

@@ -83,7 +83,19 @@ def _weights_blob(weights: dict[str, torch.Tensor]) -> bytes | None:
         return None
     from safetensors.torch import save
 
-    return save({k: v.contiguous() for k, v in weights.items()})
+    # safetensors stores every name on its own: a tensor that shares memory with another one
+    # (a backend's prepared weight that is a view of a model weight) is stored as a copy.
+    seen: set[int] = set()
+    flat = {}
+    for key, value in weights.items():
+        value = value.contiguous()
+        ptr = value.untyped_storage().data_ptr() if value.numel() else None
+        if ptr in seen:
+            value = value.clone()
+        elif ptr is not None:
+            seen.add(ptr)
+        flat[key] = value
+    return save(flat)
 
 
 def read_artifact(path: str | os.PathLike[str]) -> Artifact:

@@ -185,3 +185,17 @@ def test_weight_only_steps_run_once_per_entry_point() -> None:
     second = exe(*inputs)
     assert calls["fp8.quantize"] - per_call < per_call  # the weight's quantize is not redone
     torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def test_weights_that_share_memory_are_saved_as_copies(torch_ops_artifact: Path, tmp_path) -> None:
+    """A backend's prepared weight may be a view of a model weight (the llvm target's are)."""
+    art = read_artifact(torch_ops_artifact)
+    key, value = next(iter(art.weights.items()))
+    art.weights[f"{key}.view"] = value.view(-1)[: value.numel()]
+    art.manifest["weights"]["tensors"][f"{key}.view"] = {
+        "shape": [value.numel()],
+        "dtype": str(value.dtype).removeprefix("torch."),
+    }
+    path = art.save(tmp_path / "shared.mlacc")
+    again = read_artifact(path)
+    assert torch.equal(again.weights[f"{key}.view"], value.reshape(-1))

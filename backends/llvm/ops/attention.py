@@ -1,9 +1,13 @@
 """MLA attention: absorbed (`mla.absorb_query`, `mla.latent_attention`, `mla.absorb_output`),
-un-absorbed (`mla.kv_expand`, `mla.decoupled_attention`) and `mla.cache_update`.
+un-absorbed (`mla.kv_expand`, `mla.decoupled_attention`), `mla.cache_update` and
+`mla.cache_gather`.
 
 Contractions are fp32 `einsum` generics; the softmax is masked by position (``key j is
 visible to query i iff k_pos[j] <= q_pos[i]``, and ``key_mask[b, j]`` when given), fp32, and a
-query that sees no key gets a zero row.
+query that sees no key gets a zero row. A paged cache (pool ``[N, bs, E]`` + ``block_table
+[B, M]``) is read through a gather into its logical ``[B, M * bs, E]`` form and written slot by
+slot into its blocks; block ids outside the pool are clamped on reads and skipped on writes
+(native code cannot raise: the runtime's block allocator never hands them out).
 """
 
 from __future__ import annotations
@@ -31,6 +35,39 @@ def _wkv_b_split(lines: list[str], names: Names, k: Kernel) -> tuple[str, TT, st
     uk, ukt = extract_slice(lines, names, w3, w3t, [0, 0, 0], [h, dn, c])
     uv, uvt = extract_slice(lines, names, w3, w3t, [0, dn, 0], [h, dv, c])
     return uk, ukt, uv, uvt
+
+
+def logical_cache(lines: list[str], names: Names, k: Kernel, field: str) -> tuple[str, TT]:
+    """Operand `field` as a contiguous ``[B, T, E]`` cache (a paged pool is gathered)."""
+    cache, ct = k.arg(field), k.type(field)
+    if not k.has("block_table"):
+        return cache, ct
+    table, tt = k.arg("block_table"), k.type("block_table")
+    pool, bs, e = ct.shape
+    b, m = tt.shape
+    out_t = ct.like((b, m * bs, e))
+    body = [
+        "%ib = linalg.index 0 : index",
+        "%it = linalg.index 1 : index",
+        "%ie = linalg.index 2 : index",
+        f"%bs = arith.constant {bs} : index",
+        "%blk = arith.divui %it, %bs : index",
+        "%off = arith.remui %it, %bs : index",
+        f"%id0 = tensor.extract {table}[%ib, %blk] : {tt}",
+        f"%id1 = arith.index_cast %id0 : {tt.elem} to index",
+        "%c0 = arith.constant 0 : index",
+        f"%last = arith.constant {pool - 1} : index",
+        "%id2 = arith.maxsi %id1, %c0 : index",
+        "%id = arith.minsi %id2, %last : index",
+        f"%x = tensor.extract {cache}[%id, %off, %ie] : {ct}",
+    ]
+    out = names("logical")
+    lines.append(
+        generic(
+            out, 3, [], [(empty(lines, names, out_t), out_t, dims(0, 1, 2))], "ppp", body, ["%x"]
+        )
+    )
+    return out, out_t
 
 
 @lowering("mla.absorb_query")
@@ -179,12 +216,11 @@ def _key_mask_visible(k: Kernel, first_in: int) -> tuple[list[str], list[tuple[s
 @lowering("mla.latent_attention")
 def latent_attention(k: Kernel) -> list[str]:
     """Absorbed attention over the latent cache ``[B, T, C + dr]``, slots ``t <= pos[b,s]``."""
-    k.reject("block_table")
     names = k.names
     lines: list[str] = []
     q, qt = k.arg("q_latent"), k.type("q_latent")
     qpe, qpet = k.arg("q_pe"), k.type("q_pe")
-    cache, ct = k.arg("kv_cache"), k.type("kv_cache")
+    cache, ct = logical_cache(lines, names, k, "kv_cache")
     pos, pt = k.arg("positions"), k.type("positions")
     b, t_len, e = ct.shape
     c = int(k.attrs["kv_lora_rank"])
@@ -287,15 +323,15 @@ def decoupled_attention(k: Kernel) -> list[str]:
 @lowering("mla.cache_update")
 def cache_update(k: Kernel) -> list[str]:
     """``cache[b, pos[b,i]] = entries[b,i]`` (k_pe rotated first with tables), in a loop nest
-    of ``tensor.insert_slice`` that bufferizes in place; out-of-range positions are skipped."""
-    k.reject("block_table")
+    of ``tensor.insert_slice`` that bufferizes in place; out-of-range positions are skipped.
+    Paged: slot ``p`` of row ``b`` is ``pool[block_table[b, p / bs], p % bs]``."""
     names = k.names
     lines: list[str] = []
     cache, ct = k.arg("cache"), k.type("cache")
     ent, et = k.arg("entries"), k.type("entries")
     pos, pt = k.arg("positions"), k.type("positions")
-    b, t_len, e = ct.shape
-    s = et.shape[1]
+    e = ct.shape[2]
+    b, s = et.shape[:2]
     if k.has("rope_cos"):
         tt = k.type("rope_cos")
         dr = 2 * tt.shape[1]
@@ -309,24 +345,22 @@ def cache_update(k: Kernel) -> list[str]:
         )
         ent = new
     row_t = TT((1, 1, e), ct.elem)
+    slot = _slot(k, ct) if k.has("block_table") else _contiguous_slot(ct)
     lines += [
         "%c0 = arith.constant 0 : index",
         "%c1 = arith.constant 1 : index",
         f"%cb = arith.constant {b} : index",
         f"%cs = arith.constant {s} : index",
-        f"%ct = arith.constant {t_len} : index",
         f"%res = scf.for %b = %c0 to %cb step %c1 iter_args(%acc0 = {cache}) -> ({ct}) {{",
         f"  %inner = scf.for %i = %c0 to %cs step %c1 iter_args(%acc1 = %acc0) -> ({ct}) {{",
         f"    %p0 = tensor.extract {pos}[%b, %i] : {pt}",
         f"    %p = arith.index_cast %p0 : {pt.elem} to index",
-        "    %ge = arith.cmpi sge, %p, %c0 : index",
-        "    %lt = arith.cmpi slt, %p, %ct : index",
-        "    %ok = arith.andi %ge, %lt : i1",
+        *[f"    {line}" for line in slot],
         f"    %next = scf.if %ok -> ({ct}) {{",
         f"      %row = tensor.extract_slice {ent}[%b, %i, 0] [1, 1, {e}] [1, 1, 1] "
         f": {et} to {row_t}",
-        f"      %upd = tensor.insert_slice %row into %acc1[%b, %p, 0] [1, 1, {e}] [1, 1, 1] "
-        f": {row_t} into {ct}",
+        f"      %upd = tensor.insert_slice %row into %acc1[%dst0, %dst1, 0] [1, 1, {e}] "
+        f"[1, 1, 1] : {row_t} into {ct}",
         f"      scf.yield %upd : {ct}",
         "    } else {",
         f"      scf.yield %acc1 : {ct}",
@@ -337,4 +371,53 @@ def cache_update(k: Kernel) -> list[str]:
         "}",
         f"return %res : {ct}",
     ]
+    return lines
+
+
+def _in_range(value: str, bound: int, ok: str) -> list[str]:
+    """Body lines setting i1 `ok` to ``0 <= value < bound`` (index values)."""
+    return [
+        f"{ok}_ge = arith.cmpi sge, {value}, %c0 : index",
+        f"{ok}_bound = arith.constant {bound} : index",
+        f"{ok}_lt = arith.cmpi slt, {value}, {ok}_bound : index",
+        f"{ok} = arith.andi {ok}_ge, {ok}_lt : i1",
+    ]
+
+
+def _contiguous_slot(ct: TT) -> list[str]:
+    """Destination ``(%dst0, %dst1) = (%b, %p)`` of logical slot ``%p``, valid iff ``%ok``."""
+    return [
+        *_in_range("%p", ct.shape[1], "%ok"),
+        "%dst0 = arith.addi %b, %c0 : index",
+        "%dst1 = arith.addi %p, %c0 : index",
+    ]
+
+
+def _slot(k: Kernel, ct: TT) -> list[str]:
+    """Destination ``(%dst0, %dst1) = (block_table[%b, %p / bs], %p % bs)`` of slot ``%p`` in
+    a paged pool, valid iff ``%ok`` (slot inside the table, block id inside the pool)."""
+    table, tt = k.arg("block_table"), k.type("block_table")
+    pool, bs = ct.shape[:2]
+    m = tt.shape[1]
+    return [
+        *_in_range("%p", m * bs, "%okp"),
+        f"%bs = arith.constant {bs} : index",
+        f"%mlast = arith.constant {m - 1} : index",
+        "%blk0 = arith.divui %p, %bs : index",
+        "%blk1 = arith.maxsi %blk0, %c0 : index",
+        "%blk = arith.minsi %blk1, %mlast : index",
+        "%dst1 = arith.remui %p, %bs : index",
+        f"%id0 = tensor.extract {table}[%b, %blk] : {tt}",
+        f"%dst0 = arith.index_cast %id0 : {tt.elem} to index",
+        *_in_range("%dst0", pool, "%okb"),
+        "%ok = arith.andi %okp, %okb : i1",
+    ]
+
+
+@lowering("mla.cache_gather")
+def cache_gather(k: Kernel) -> list[str]:
+    """``out[b, j] = pool[block_table[b, j / bs], j % bs]``: a paged cache made contiguous."""
+    lines: list[str] = []
+    out, out_t = logical_cache(lines, k.names, k, "cache")
+    lines.append(f"return {out} : {out_t}")
     return lines

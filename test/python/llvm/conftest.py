@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import torch
 
 import mlacc
 from mlacc.backends.plan_builder import build_plan
@@ -34,28 +37,56 @@ def reference_twin(art: Artifact):
     return Artifact(manifest, art.mlir, {**art.weights, **constants}, payload).load()
 
 
-def _models() -> dict[str, Callable[[], object]]:
-    from hf_models import hf_v3
+def _public() -> torch.nn.Module:
+    """The public DeepSeek-V3 inference code's layout (`test/python/frontend/public_model.py`)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "frontend"))
+    try:
+        from public_model import Transformer, init_weights, tiny_args
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    return init_weights(Transformer(tiny_args(n_layers=2)), 0).eval()
+
+
+def models() -> dict[str, Callable[[], torch.nn.Module]]:
+    """The model structures: mlacc's V3/V2 tiny, Hugging Face DeepseekV3/V2 tiny, the public
+    code's layout, and mlacc's V3 tiny trained briefly (the FP8 accuracy bar)."""
+    from hf_models import hf_v2, hf_v3
+    from trained_models import trained_reference_v3
 
     return {
         "reference-v3": lambda: builtin_model("deepseek-v3-tiny", seed=2),
         "reference-v2": lambda: builtin_model("deepseek-v2-tiny", seed=2),
         "hf-v3": hf_v3,
+        "hf-v2": lambda: hf_v2(num_hidden_layers=2),
+        "public": _public,
+        "trained-v3": trained_reference_v3,
     }
 
 
-_cache: dict[tuple[str, bool], tuple[object, object, Artifact]] = {}
+_cache: dict[tuple, tuple[object, object, Artifact]] = {}
 
 
 @pytest.fixture(scope="session")
-def compiled() -> Callable[[str, bool], tuple[object, object, Artifact]]:
-    """``compiled(model, fp8) -> (llvm executable, reference executable, llvm artifact)``."""
+def compiled() -> Callable[..., tuple[object, object, Artifact]]:
+    """``compiled(model, fp8=False, batch=1, block_size=None) -> (llvm executable, reference
+    executable, llvm artifact)``: example batch `batch` of 16 tokens, cache 256 slots (paged
+    in blocks of `block_size` when given)."""
 
-    def get(name: str, fp8: bool = False):
-        key = (name, fp8)
+    def get(name: str, fp8: bool = False, batch: int = 1, block_size: int | None = None):
+        key = (name, fp8, batch, block_size)
         if key not in _cache:
-            model = _models()[name]()
-            art = mlacc.compile(model, default_args(model), target="llvm", fp8=fp8, **TEST_OPTIONS)
+            model = models()[name]()
+            args = (default_args(model)[0].expand(batch, -1).contiguous(),)
+            with torch.no_grad():
+                art = mlacc.compile(
+                    model,
+                    args,
+                    target="llvm",
+                    fp8=fp8,
+                    cache_block_size=block_size,
+                    **TEST_OPTIONS,
+                )
             _cache[key] = (art.load(), reference_twin(art), art)
         return _cache[key]
 

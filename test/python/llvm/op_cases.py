@@ -17,6 +17,7 @@ from mlacc.dialects.fp8.ops import matmul as fp8_matmul
 from mlacc.dialects.mla.ops import (
     absorb_output,
     absorb_query,
+    cache_gather,
     cache_update,
     decoupled_attention,
     kv_expand,
@@ -174,6 +175,50 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
         [cache, ((b, s, c + dr), "float32"), ((b, s), "int64")],
         update_with_tables,
         lambda g: [_randn(g, *cache[0]), _randn(g, b, s, c + dr), _positions(g, b, s, t)],
+    )
+    bs = rnd.choice([2, 4])
+    blocks = rnd.randint(-(-s // bs), 4)  # at least the s distinct positions
+    pool = ((b * blocks + 1, bs, c + dr), "float32")
+    table = ((b, blocks), "int32")
+
+    def make_table(g: torch.Generator) -> torch.Tensor:
+        """Distinct blocks per row, shuffled over the pool (block 0 unused)."""
+        ids = torch.randperm(b * blocks, generator=g)[: b * blocks] + 1
+        return ids.reshape(b, blocks).to(torch.int32)
+
+    cases["cache_gather"] = Case(
+        [pool, table],
+        lambda kv, tab: [cache_gather(kv, tab)],
+        lambda g: [_randn(g, *pool[0]), make_table(g)],
+    )
+    cases["latent_attention_paged"] = Case(
+        [
+            ((b, s, heads, c), "float32"),
+            ((b, s, heads, dr), "float32"),
+            pool,
+            table,
+            ((b, s), "int64"),
+        ],
+        lambda q, qpe, kv, tab, p: [
+            latent_attention(q, qpe, kv, p, kv_lora_rank=c, softmax_scale=scale, block_table=tab)
+        ],
+        lambda g: [
+            _randn(g, b, s, heads, c),
+            _randn(g, b, s, heads, dr),
+            _randn(g, *pool[0]),
+            make_table(g),
+            _positions(g, b, s, blocks * bs),
+        ],
+    )
+    cases["cache_update_paged"] = Case(
+        [pool, ((b, s, c + dr), "float32"), table, ((b, s), "int64")],
+        lambda kv, ent, tab, p: [cache_update(kv, ent, p, block_table=tab, rope_layout="none")],
+        lambda g: [
+            _randn(g, *pool[0]),
+            _randn(g, b, s, c + dr),
+            make_table(g),
+            _positions(g, b, s, blocks * bs),
+        ],
     )
     n, dm, experts = rnd.randint(3, 9), rnd.choice([16, 32]), 8
     cases["router_sigmoid_groups"] = Case(

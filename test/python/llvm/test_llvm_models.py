@@ -1,5 +1,6 @@
 """Real model structures compiled for `llvm` match the `reference` target: forward, prefill +
-decode over the latent KV cache, generate; default and `--fp8` pipelines."""
+decode over the latent KV cache (contiguous and paged), generate (ragged batches), Hugging
+Face attention masks; default and `--fp8` pipelines (FP8 against eager at the accuracy bar)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import pytest
 import torch
 from model_runs import rel_err
 
-MODELS = ["reference-v3", "reference-v2", "hf-v3"]
+import mlacc
+from mlacc.fp8_report import compare
+
+MODELS = ["reference-v3", "reference-v2", "hf-v3", "hf-v2", "public"]
+FP8_BAR = 0.99  # logits cosine of the FP8 pipeline against eager fp32 on a trained model
 
 
 def prefill_then_decode(exe, tokens: torch.Tensor, prefill: int) -> torch.Tensor:
@@ -73,3 +78,50 @@ def test_fp8_matches_reference(compiled) -> None:
     assert rel_err(llvm(tokens[:, :16]), reference(tokens[:, :16])) < 1e-4
     got = prefill_then_decode(llvm, tokens, 16)
     assert rel_err(got, prefill_then_decode(reference, tokens, 16)) < 1e-4
+
+
+def test_paged_ragged_generate_matches_reference(compiled) -> None:
+    """Two prompts of different lengths, a paged cache of 4-slot blocks, chunked prefill."""
+    llvm, reference, art = compiled("reference-v3", batch=2, block_size=4)
+    assert art.manifest["kv_cache"]["layout"] == "paged"
+    ids = torch.randint(0, _vocab(llvm), (2, 21), generator=torch.Generator().manual_seed(4))
+    mask = torch.ones(2, 21, dtype=torch.int64)
+    mask[1, :9] = 0  # left padding: a 12-token prompt beside a 21-token one
+    want = reference.generate(ids, 7, attention_mask=mask)
+    assert torch.equal(llvm.generate(ids, 7, attention_mask=mask), want)
+
+
+def test_hf_forward_honors_the_attention_mask() -> None:
+    """HF `attention_mask` becomes `key_mask` of the attention: left and right padding."""
+    from hf_models import hf_v3, tokens
+
+    model = hf_v3()
+    ids = tokens(3, 10, seed=4)
+    mask = torch.ones(3, 10, dtype=torch.int64)
+    with torch.no_grad():
+        exe = mlacc.compile(
+            model, (ids,), {"attention_mask": mask}, target="llvm", cache_len=32, opt_level=0
+        ).load()
+    mask[0, :3] = 0
+    mask[1, 7:] = 0
+    got = exe(ids, attention_mask=mask).logits
+    with torch.no_grad():
+        want = model(ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-4)
+
+
+def test_fp8_on_a_trained_model_clears_the_accuracy_bar(compiled) -> None:
+    """FP8 weights and activations against the eager fp32 model, held-out text of its language."""
+    from trained_models import held_out, trained_reference_v3
+
+    model = trained_reference_v3()
+    llvm, _, art = compiled("trained-v3", True, batch=4)
+    assert "fp8.grouped_matmul" in art.mlir
+    ids = held_out(model.config.vocab_size)[:, :16]
+    with torch.no_grad():
+        want = model(ids)
+    got = llvm(ids)
+    want = want.logits if hasattr(want, "logits") else want
+    got = got.logits if hasattr(got, "logits") else got
+    assert compare(got, want)["cosine"] > FP8_BAR

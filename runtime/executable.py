@@ -98,14 +98,11 @@ class Executable:
     @property
     def in_place_cache(self) -> bool:
         """Whether donated buffers (the KV caches) are updated in place (the default)."""
-        return getattr(getattr(self.executor, "interpreter", None), "in_place", False)
+        return self.executor.in_place
 
     @in_place_cache.setter
     def in_place_cache(self, value: bool) -> None:
-        interpreter = getattr(self.executor, "interpreter", None)
-        if interpreter is None:
-            raise InputError(f"executor '{self.executor.name}' has no in-place switch")
-        interpreter.in_place = bool(value)
+        self.executor.in_place = value
 
     def report(self) -> Any | None:
         """What every call so far cost on the target (`sim`: a `SimReport` of cycles, bytes,

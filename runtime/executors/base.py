@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, InputError
 from ..interpreter import Kernel, PlanInterpreter
 from ..plan import Plan
 from ..validate import check_plan
@@ -46,6 +46,15 @@ class Executor:
     def donated(self, entry: str) -> dict[int, int]:
         """Inputs of `entry` updated in place and returned (input index -> output index)."""
         return {}
+
+    @property
+    def in_place(self) -> bool:
+        """Whether donated inputs are updated in place (False: each call works on a copy)."""
+        return False
+
+    @in_place.setter
+    def in_place(self, value: bool) -> None:
+        raise InputError(f"executor '{self.name}' has no in-place switch")
 
 
 class PlanExecutor(Executor):
@@ -90,3 +99,11 @@ class PlanExecutor(Executor):
 
     def donated(self, entry: str) -> dict[int, int]:
         return dict(self.plan.functions[entry].donated)
+
+    @property
+    def in_place(self) -> bool:
+        return self.interpreter.in_place
+
+    @in_place.setter
+    def in_place(self, value: bool) -> None:
+        self.interpreter.in_place = bool(value)

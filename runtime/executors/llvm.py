@@ -51,8 +51,17 @@ class _Entry:
             self.weights.append(w)
         self.weight_descs = [descriptor(w) for w in self.weights]
 
-    def __call__(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def donated(self) -> dict[int, int]:
+        """Input index -> output index of the buffers the code updates in place."""
+        return {
+            spec["donated"]: i for i, spec in enumerate(self.outputs) if spec["donated"] is not None
+        }
+
+    def __call__(self, inputs: list[torch.Tensor], in_place: bool = True) -> list[torch.Tensor]:
         ins = [t if t.is_contiguous() else t.contiguous() for t in inputs]
+        if not in_place:
+            for i in self.donated():
+                ins[i] = ins[i].clone()
         outs: list[torch.Tensor] = []
         results: list[torch.Tensor] = []
         for spec in self.outputs:
@@ -83,6 +92,7 @@ class LLVMExecutor(Executor):
         except (KeyError, TypeError):
             raise ArtifactError(f"malformed payload file '{ABI_FILE}'") from None
         self.library = NativeLibrary(artifact.payload[LIBRARY_FILE], cpu)
+        self._in_place = True
         self.entries = {
             name: _Entry(self.library, spec, artifact.weights) for name, spec in entries.items()
         }
@@ -117,4 +127,15 @@ class LLVMExecutor(Executor):
         return int(getter())
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
-        return self.entries[entry](inputs)
+        return self.entries[entry](inputs, self._in_place)
+
+    def donated(self, entry: str) -> dict[int, int]:
+        return self.entries[entry].donated()
+
+    @property
+    def in_place(self) -> bool:
+        return self._in_place
+
+    @in_place.setter
+    def in_place(self, value: bool) -> None:
+        self._in_place = bool(value)

@@ -125,3 +125,24 @@ def test_fp8_on_a_trained_model_clears_the_accuracy_bar(compiled) -> None:
     want = want.logits if hasattr(want, "logits") else want
     got = got.logits if hasattr(got, "logits") else got
     assert compare(got, want)["cosine"] > FP8_BAR
+
+
+def test_copy_mode_and_aliased_caches(compiled) -> None:
+    """`in_place_cache = False` leaves the caller's caches untouched (the code updates copies);
+    one buffer passed as two layers' caches is refused before the code runs."""
+    from mlacc.runtime.errors import InputError
+
+    llvm, _, art = compiled("reference-v3")
+    spec = art.manifest["kv_cache"]
+    caches = [torch.zeros(spec["shape"]) for _ in range(spec["layers"])]
+    assert llvm.in_place_cache
+    llvm.in_place_cache = False
+    try:
+        out = llvm.run("decode", torch.tensor([[3]]), torch.tensor([[5]]), *caches)
+    finally:
+        llvm.in_place_cache = True
+    assert all(c.abs().sum() == 0 for c in caches)
+    assert all(o[0, 5].abs().sum() > 0 for o in out[-len(caches) :])
+    shared = [caches[0]] * len(caches)
+    with pytest.raises(InputError, match="share memory"):
+        llvm.run("decode", torch.tensor([[3]]), torch.tensor([[5]]), *shared)

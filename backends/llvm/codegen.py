@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlacc.dialects._mlir import func, ir, passmanager
+from mlacc.dialects._mlir import execution_engine, func, ir, passmanager
 from mlacc.runtime.errors import CompileError
 
 from .emit import ELEMENT
@@ -218,9 +218,6 @@ def to_llvm(module: ir.Module) -> None:
 def link(module: ir.Module, symbols: list[str], opt_level: int = 3) -> bytes:
     """Compiles the LLVM-dialect `module` to an object and links it into a shared object
     (looking up `symbols` first makes the JIT generate the code)."""
-    # ExecutionEngine is not re-exported by dialects/_mlir (only the compile side needs it).
-    from torch_mlir import execution_engine
-
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         raise CompileError("llvm target: no C compiler driver ('cc') to link the shared object")

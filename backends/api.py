@@ -29,6 +29,9 @@ class Payload:
     files: dict[str, bytes] = field(default_factory=dict)
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # new tensors (constants, ...)
     manifest: dict[str, Any] = field(default_factory=dict)  # extra manifest fields, JSON-able
+    # The model's weights the payload reads (None: all of them); the artifact stores only
+    # these, e.g. when the target prepared new forms of the others at compile time.
+    reads_weights: frozenset[str] | None = None
 
 
 @dataclass

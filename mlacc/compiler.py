@@ -109,9 +109,14 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,
-        weights={**bound, **payload.weights},
+        weights={**_stored(bound, payload.reads_weights), **payload.weights},
         payload=payload.files,
     )
+
+
+def _stored(weights: dict, reads: frozenset[str] | None) -> dict:
+    """The model weights the artifact keeps: those the target's payload reads."""
+    return weights if reads is None else {k: v for k, v in weights.items() if k in reads}
 
 
 def _pipeline_text(pipeline: str, fp8: bool) -> str:

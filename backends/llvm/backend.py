@@ -88,6 +88,7 @@ class LLVMBackend(Backend):
         t1 = time.perf_counter()
         blob = codegen.link(work, [a.symbol for a in abis.values()], options.opt_level)
         say(f"llvm: native code {len(blob) / 1024:.0f} KiB in {time.perf_counter() - t1:.1f}s")
+        reads = {w["key"] for a in abis.values() for w in a.to_json()["weights"]}
         cpu = host_cpu()
         abi = {
             "cpu": cpu,
@@ -100,7 +101,8 @@ class LLVMBackend(Backend):
                 "llvm.json": json.dumps(abi, indent=1).encode(),
                 "linalg.mlir": lowered_text.encode(),
             },
-            weights=prepared,
+            weights={k: v for k, v in prepared.items() if k in reads},
+            reads_weights=frozenset(reads),
             manifest={
                 "cpu": cpu,
                 "opt_level": options.opt_level,

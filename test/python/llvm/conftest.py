@@ -14,18 +14,21 @@ import mlacc
 from mlacc.backends.plan_builder import build_plan
 from mlacc.dialects import make_context
 from mlacc.dialects._mlir import ir
-from mlacc.model_input import builtin_model, default_args
+from mlacc.model_input import builtin_model, default_args, import_model
 from mlacc.runtime.artifact import Artifact
 
 # LLVM without optimization: 4x faster to compile, same numerics (tests check numerics).
 TEST_OPTIONS = {"opt_level": 0}
 
 
-def reference_twin(art: Artifact):
+def reference_twin(art: Artifact, model: torch.nn.Module, args: tuple, kwargs: dict | None):
     """The `reference` executable of the graph an `llvm` artifact was compiled from (same
-    module after the pipeline, same weights): the golden model, without capturing again."""
+    module after the pipeline): the golden model. The artifact keeps only the prepared weight
+    forms its code reads, so the model's captured weights are imported again."""
     with make_context():
         plan, constants = build_plan(ir.Module.parse(art.mlir))
+        captured = import_model(model, args, kwargs).weights
+    weights = {**captured, **art.weights, **constants}
     manifest = {
         **art.manifest,
         "target": "reference",
@@ -34,7 +37,7 @@ def reference_twin(art: Artifact):
         "backend": {},
     }
     payload = {"plan.json": json.dumps(plan.to_json()).encode()}
-    return Artifact(manifest, art.mlir, {**art.weights, **constants}, payload).load()
+    return Artifact(manifest, art.mlir, weights, payload).load()
 
 
 def _public() -> torch.nn.Module:
@@ -87,7 +90,7 @@ def compiled() -> Callable[..., tuple[object, object, Artifact]]:
                     cache_block_size=block_size,
                     **TEST_OPTIONS,
                 )
-            _cache[key] = (art.load(), reference_twin(art), art)
+            _cache[key] = (art.load(), reference_twin(art, model, args, None), art)
         return _cache[key]
 
     return get

@@ -146,3 +146,15 @@ def test_copy_mode_and_aliased_caches(compiled) -> None:
     shared = [caches[0]] * len(caches)
     with pytest.raises(InputError, match="share memory"):
         llvm.run("decode", torch.tensor([[3]]), torch.tensor([[5]]), *shared)
+
+
+def test_artifact_stores_only_the_weights_its_code_reads(compiled) -> None:
+    """Weights the code reads in a prepared form (fused gate/up experts, ...) are not stored
+    a second time as they came from the model."""
+    import json
+
+    _, _, art = compiled("reference-v3")
+    abi = json.loads(art.payload["llvm.json"])
+    reads = {w["key"] for e in abi["entry_points"].values() for w in e["weights"]}
+    assert set(art.weights) == reads
+    assert not any(k.startswith("layers.1.ffn.experts.") for k in art.weights)

@@ -298,14 +298,19 @@ def einsum(
     bt: TT,
     out_elem: str = "f32",
     init: str | None = None,
+    order: str | None = None,
 ) -> tuple[str, TT]:
     """A two-operand contraction ``"bshd,hdc->bshc"`` as one ``linalg.generic``, products
     and sums in fp32, the result cast to `out_elem`. Loops: output letters, then the summed
-    ones. `init` (an f32 tensor of the output shape) replaces the zero accumulator."""
+    ones, unless `order` spells them (e.g. ``"bshdc"``: a contraction the schedule leaves to
+    LLVM then runs its innermost loop along contiguous memory). `init` (an f32 tensor of the
+    output shape) replaces the zero accumulator."""
     ins, out = spec.split("->")
     sa, sb = ins.split(",")
     summed = [c for c in dict.fromkeys(sa + sb) if c not in out]
-    order = list(out) + summed
+    if order is not None and sorted(order) != sorted([*out, *summed]):
+        raise LoweringError(f"einsum loop order '{order}' does not match '{spec}'")
+    order = list(order) if order is not None else list(out) + summed
     size: dict[str, int | None] = {}
     for letters, t in ((sa, at), (sb, bt)):
         for c, d in zip(letters, t.shape):
@@ -333,7 +338,7 @@ def einsum(
             len(order),
             [(a, at, maps[0]), (b, bt, maps[1])],
             [(init, out_t, maps[2])],
-            "p" * len(out) + "r" * len(summed),
+            "".join("r" if c in summed else "p" for c in order),
             body,
             [s],
         )

@@ -29,7 +29,7 @@ from mlacc.dialects.types import tensor_info
 from mlacc.passes.registry import PassError, option, register_pass
 
 from .emit import TT, LoweringError
-from .ops import Kernel, lowerings
+from .ops import Kernel, fusions, lowerings
 
 # torch ops lowered by our own patterns: op -> names of its tensor operands, in order
 # (operands defined by torch.constant.none are absent).
@@ -157,9 +157,18 @@ def _lower_function(f: func.FuncOp, kernels: _KernelTable) -> None:
     _weights_to_arguments(f)
     _record_donations(f)
     table = lowerings()
-    for op in list(block.operations):
+    ops = list(block.operations)
+    fused = _fused_pairs(ops)
+    consumers = set(fused.values())
+    for i, op in enumerate(ops):
+        if i in consumers:  # lowered with its producer (and erased)
+            continue
         name = op.operation.name
-        if name in table:
+        if i in fused:
+            consumer = ops[fused[i]]
+            lower = fusions()[(name, consumer.operation.name)]
+            _replace_pair(op, consumer, lower, kernels)
+        elif name in table:
             _replace(op, table[name], kernels)
         elif name in STRUCTURAL or name.startswith("torch."):
             continue
@@ -216,6 +225,52 @@ def _cache_source(value: ir.Value) -> int | None:
     return None
 
 
+def _fused_pairs(ops: list[ir.OpView]) -> dict[int, int]:
+    """Producer index -> consumer index of the op pairs lowered as one kernel (`FUSIONS`)."""
+    pairs = fusions()
+    index = {}
+    for i, op in enumerate(ops):
+        index.setdefault(op.operation.name, []).append(i)
+    out: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        consumer = _sole_consumer(op)
+        if consumer is None or (op.operation.name, consumer.operation.name) not in pairs:
+            continue
+        j = next(
+            j for j in index[consumer.operation.name] if ops[j].operation == consumer.operation
+        )
+        out[i] = j
+    return out
+
+
+def _sole_consumer(op: ir.OpView) -> ir.OpView | None:
+    """The op whose first operand is `op`'s only result, if that is the result's only use."""
+    results = list(op.results)
+    if len(results) != 1:
+        return None
+    uses = list(results[0].uses)
+    if len(uses) != 1 or uses[0].operand_number != 0:
+        return None
+    return uses[0].owner
+
+
+def _replace_pair(producer: ir.OpView, consumer: ir.OpView, lower, kernels: _KernelTable) -> None:
+    """Replaces `consumer(producer(...))` by a call of one kernel `lower` writes for both."""
+    name = f"{producer.operation.name}_{consumer.operation.name.split('.')[-1]}"
+    try:
+        kernel, operands = _kernel_of(producer)
+        outer, extra = _kernel_of(consumer)
+        if extra[1:]:
+            raise LoweringError("a fused consumer takes only the producer's result")
+        kernel.op_name, kernel.results = name, outer.results
+        kernel.attrs.update({f"{consumer.operation.name}.{k}": v for k, v in outer.attrs.items()})
+        body = lower(kernel)
+    except LoweringError as err:
+        raise PassError(f"cannot lower '{name}' for target 'llvm': {err}", op=consumer) from None
+    _call_kernel(consumer, name, kernel, operands, body, kernels)
+    producer.operation.erase()
+
+
 def _replace(op: ir.OpView, lower, kernels: _KernelTable) -> None:
     """Replaces `op` by a call of the kernel `lower` writes for it."""
     name = op.operation.name
@@ -224,6 +279,18 @@ def _replace(op: ir.OpView, lower, kernels: _KernelTable) -> None:
         body = lower(kernel)
     except LoweringError as err:
         raise PassError(f"cannot lower '{name}' for target 'llvm': {err}", op=op) from None
+    _call_kernel(op, name, kernel, operands, body, kernels)
+
+
+def _call_kernel(
+    op: ir.OpView,
+    name: str,
+    kernel: Kernel,
+    operands: list[ir.Value],
+    body: list[str],
+    kernels: _KernelTable,
+) -> None:
+    """Replaces `op`'s results by those of a call of the kernel `body` on `operands`."""
     arg_types = [t for _, t in kernel.args.values()]
     sig_args = ", ".join(f"{n}: {t}" for n, t in kernel.args.values())
     results = ", ".join(str(t) for t in kernel.results)

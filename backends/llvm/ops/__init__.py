@@ -51,6 +51,10 @@ class Kernel:
 
 Lowering = Callable[[Kernel], list[str]]
 LOWERINGS: dict[str, Lowering] = {}
+# (producer, consumer) -> the lowering of both as one kernel: the producer's operands and
+# attributes, the consumer's results (its attributes as "<consumer>.<name>"); used where the
+# producer's only use is the consumer's first operand.
+FUSIONS: dict[tuple[str, str], Lowering] = {}
 _loaded = False
 
 
@@ -59,6 +63,16 @@ def lowering(op_name: str) -> Callable[[Lowering], Lowering]:
 
     def register(fn: Lowering) -> Lowering:
         LOWERINGS[op_name] = fn
+        return fn
+
+    return register
+
+
+def fused_lowering(producer: str, consumer: str) -> Callable[[Lowering], Lowering]:
+    """Registers the decorated function as the lowering of `consumer` applied to `producer`."""
+
+    def register(fn: Lowering) -> Lowering:
+        FUSIONS[(producer, consumer)] = fn
         return fn
 
     return register
@@ -74,4 +88,20 @@ def lowerings() -> dict[str, Lowering]:
     return LOWERINGS
 
 
-__all__ = ["LOWERINGS", "Kernel", "Lowering", "LoweringError", "lowering", "lowerings"]
+def fusions() -> dict[tuple[str, str], Lowering]:
+    """Every registered producer/consumer fusion."""
+    lowerings()
+    return FUSIONS
+
+
+__all__ = [
+    "FUSIONS",
+    "LOWERINGS",
+    "Kernel",
+    "Lowering",
+    "LoweringError",
+    "fused_lowering",
+    "fusions",
+    "lowering",
+    "lowerings",
+]

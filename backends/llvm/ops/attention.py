@@ -76,7 +76,10 @@ def absorb_query(k: Kernel) -> list[str]:
     lines: list[str] = []
     uk, ukt, _, _ = _wkv_b_split(lines, k.names, k)
     qt = k.type("q_nope")
-    out, out_t = einsum(lines, k.names, "bshd,hdc->bshc", k.arg("q_nope"), qt, uk, ukt, qt.elem)
+    # c innermost: W_UK rows are read contiguously (the schedule leaves this form to LLVM)
+    out, out_t = einsum(
+        lines, k.names, "bshd,hdc->bshc", k.arg("q_nope"), qt, uk, ukt, qt.elem, order="bshdc"
+    )
     lines.append(f"return {out} : {out_t}")
     return lines
 
@@ -315,7 +318,8 @@ def decoupled_attention(k: Kernel) -> list[str]:
         [(qp, qpt, dims(0, 1)), (kp, kpt, dims(0, 3)), *mask_ins],
         float(k.attrs["softmax_scale"]),
     )
-    out, out_t = einsum(lines, names, "bsht,bthd->bshd", p, pst, v, vt, qnt.elem)
+    # d innermost: rows of V are read contiguously (the schedule leaves this form to LLVM)
+    out, out_t = einsum(lines, names, "bsht,bthd->bshd", p, pst, v, vt, qnt.elem, order="bshtd")
     lines.append(f"return {out} : {out_t}")
     return lines
 

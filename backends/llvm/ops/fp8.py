@@ -23,9 +23,9 @@ from ..emit import (
     generic,
     to_f32,
 )
-from . import Kernel, lowering
+from . import Kernel, fused_lowering, lowering
 from ._common import collapse_2d, convert, expand_from_2d
-from .moe import _grouped
+from .moe import _grouped, swiglu_rows
 
 E4M3_MAX = 448.0
 
@@ -310,6 +310,17 @@ def matmul(k: Kernel) -> list[str]:
 @lowering("fp8.grouped_matmul")
 def grouped_matmul(k: Kernel) -> list[str]:
     """`fp8.matmul` of each expert's rows ``[offsets[e], offsets[e+1])`` with its weight."""
+    return _grouped_fp8(k)
+
+
+@fused_lowering("fp8.grouped_matmul", "moe.swiglu")
+def grouped_matmul_swiglu(k: Kernel) -> list[str]:
+    """`moe.swiglu` of `fp8.grouped_matmul`, per expert on its rows only."""
+    return _grouped_fp8(k, swiglu_rows)
+
+
+def _grouped_fp8(k: Kernel, epilogue=None) -> list[str]:
+    """The fp8 expert loop, optionally with an `epilogue` on each expert's rows."""
     names = k.names
     xt, wt = k.type("x_q"), k.type("w_q")
     xst, wst = k.type("x_scale"), k.type("w_scale")
@@ -348,5 +359,6 @@ def grouped_matmul(k: Kernel) -> list[str]:
         out_elem,
         _scaled_rows,
         slices,
+        epilogue,
     )
     return FP8_CONSTANTS.splitlines() + body

@@ -22,7 +22,7 @@ from ..emit import (
     generic,
     to_f32,
 )
-from . import Kernel, lowering
+from . import Kernel, fused_lowering, lowering
 from ._common import linear
 
 
@@ -203,18 +203,51 @@ def _trim_zero_rows(x: str, xt: TT, lo: str, length: str, out: str) -> list[str]
     return ["  " + line for line in lines]
 
 
-def _grouped(names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None) -> list[str]:
+@fused_lowering("moe.grouped_matmul", "moe.swiglu")
+def grouped_matmul_swiglu(k: Kernel) -> list[str]:
+    """`moe.swiglu` of `moe.grouped_matmul`, per expert on its rows only (block padding rows
+    stay 0 = swiglu(0)): no ``[rows, 2I]`` intermediate, no activation on padding."""
+    x, xt = k.arg("x"), k.type("x")
+    w, wt = k.arg("w"), k.type("w")
+    off, ot = k.arg("expert_offsets"), k.type("expert_offsets")
+    return _grouped(k.names, x, xt, w, wt, off, ot, xt.elem, _plain_rows, epilogue=swiglu_rows)
+
+
+def swiglu_rows(lines: list[str], names: Names, y: str, yt: TT) -> tuple[str, TT]:
+    """``silu(y[:, :I]) * y[:, I:]`` of one expert's ``y [?, 2I]`` rows (``%len`` of them)."""
+    inter = yt.shape[1] // 2
+    half = yt.like((None, inter))
+    g, u, init, out = names("sw_g"), names("sw_u"), names("sw_e"), names("sw")
+    lines += [
+        f"{g} = tensor.extract_slice {y}[0, 0] [%len, {inter}] [1, 1] : {yt} to {half}",
+        f"{u} = tensor.extract_slice {y}[0, {inter}] [%len, {inter}] [1, 1] : {yt} to {half}",
+        f"{init} = tensor.empty(%len) : {half}",
+    ]
+    body: list[str] = []
+    v = _silu_mul(body, names, "%in0", "%in1", yt.elem)
+    ident = dims(0, 1)
+    lines.append(
+        generic(
+            out, 2, [(g, half, ident), (u, half, ident)], [(init, half, ident)], "pp", body, [v]
+        )
+    )
+    return out, half
+
+
+def _grouped(
+    names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None, epilogue=None
+) -> list[str]:
     """The expert loop shared by `moe.grouped_matmul` and `fp8.grouped_matmul`: per expert,
     the dynamic row slice of x (and of `extra_slices`) less its trailing zero rows (block
-    padding), `rows_fn` on it, inserted in place."""
+    padding), `rows_fn` on it, then `epilogue` (e.g. `swiglu_rows`), inserted in place."""
     p, kdim = xt.shape
     e_count, n = wt.shape[0], wt.shape[1]
-    out_t = TT((p, n), out_elem)
+    n_out = n if epilogue is None else n // 2
+    out_t = TT((p, n_out), out_elem)
     lines: list[str] = []
     init = filled(lines, names, out_t, "0.000000e+00" if out_elem != "i64" else "0")
     w_e_t = wt.like(wt.shape[1:])
     x_e_t = TT((None, kdim), xt.elem)
-    y_e_t = TT((None, n), out_elem)
     lines += [
         "%c0 = arith.constant 0 : index",
         "%c1 = arith.constant 1 : index",
@@ -239,11 +272,13 @@ def _grouped(names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None)
     ]
     inner: list[str] = []
     extra = extra_slices(inner) if extra_slices else {}
-    y, _ = rows_fn(inner, names, "%xs", x_e_t, "%we", w_e_t, out_elem, **extra)
+    y, yt = rows_fn(inner, names, "%xs", x_e_t, "%we", w_e_t, out_elem, **extra)
+    if epilogue is not None:
+        y, yt = epilogue(inner, names, y, yt)
     lines += [f"    {line}" for line in "\n".join(inner).splitlines()]
     lines += [
-        f"    %upd = tensor.insert_slice {y} into %acc[%lo, 0] [%len, {n}] [1, 1] "
-        f": {y_e_t} into {out_t}",
+        f"    %upd = tensor.insert_slice {y} into %acc[%lo, 0] [%len, {n_out}] [1, 1] "
+        f": {yt} into {out_t}",
         f"    scf.yield %upd : {out_t}",
         "  } else {",
         f"    scf.yield %acc : {out_t}",

@@ -115,3 +115,64 @@ func.func @route(%x: !torch.vtensor<[3,16],f32>, %w: !torch.vtensor<[8,16],f32>,
   %r:2 = "moe.router"(%x, %w, %b) {group_score = "top2_sum", n_groups = 4 : i64, norm_topk_prob = true, operandSegmentSizes = array<i32: 1, 1, 1>, route_scale = 2.5 : f64, score_func = "sigmoid", top_k = 2 : i64, topk_group = 2 : i64} : (!torch.vtensor<[3,16],f32>, !torch.vtensor<[8,16],f32>, !torch.vtensor<[8],f32>) -> (!torch.vtensor<[3,2],f32>, !torch.vtensor<[3,2],si64>)
   return %r#0, %r#1 : !torch.vtensor<[3,2],f32>, !torch.vtensor<[3,2],si64>
 }
+
+// -----
+
+// A paged cache: slot p of row b is pool[block_table[b, p / bs], p % bs]; a write is skipped
+// when the slot is outside the table or the block id outside the pool.
+
+// CHECK-LABEL: func.func @paged_update
+// CHECK-SAME: llvm.donated = [0, 0]
+// CHECK-LABEL: func.func private @__llvm_mla_cache_update
+// CHECK-SAME: (%[[POOL:.*]]: tensor<5x4x12xf32>, %{{.*}}: tensor<1x1x12xf32>, %{{.*}}: tensor<1x1xi64>, %[[BT:.*]]: tensor<1x2xi32>)
+// CHECK: %[[BLK:.*]] = arith.divui
+// CHECK: %[[OFF:.*]] = arith.remui
+// CHECK: %[[ID:.*]] = tensor.extract %[[BT]]
+// CHECK: %[[DST:.*]] = arith.index_cast %[[ID]] : i32 to index
+// CHECK: arith.cmpi slt, %[[DST]]
+// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[%[[DST]], %[[OFF]], 0] [1, 1, 12]
+func.func @paged_update(%pool: !torch.vtensor<[5,4,12],f32>, %e: !torch.vtensor<[1,1,12],f32>, %p: !torch.vtensor<[1,1],si64>, %bt: !torch.vtensor<[1,2],si32>) -> !torch.vtensor<[5,4,12],f32> {
+  %c = "mla.cache_update"(%pool, %e, %p, %bt) {operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>, rope_layout = "none"} : (!torch.vtensor<[5,4,12],f32>, !torch.vtensor<[1,1,12],f32>, !torch.vtensor<[1,1],si64>, !torch.vtensor<[1,2],si32>) -> !torch.vtensor<[5,4,12],f32>
+  return %c : !torch.vtensor<[5,4,12],f32>
+}
+
+// -----
+
+// Gathering a paged cache into its logical [B, M * bs, E] form: one generic reading the
+// block id from the table and the entry from the pool (ids clamped into the pool).
+
+// CHECK-LABEL: func.func private @__llvm_mla_cache_gather
+// CHECK-SAME: (%[[POOL:.*]]: tensor<7x2x48xf32>, %[[BT:.*]]: tensor<2x3xi32>) -> tensor<2x6x48xf32>
+// CHECK: linalg.generic
+// CHECK: tensor.extract %[[BT]]
+// CHECK: arith.minsi
+// CHECK: tensor.extract %[[POOL]]
+func.func @gather(%pool: !torch.vtensor<[7,2,48],f32>, %bt: !torch.vtensor<[2,3],si32>) -> !torch.vtensor<[2,6,48],f32> {
+  %0 = "mla.cache_gather"(%pool, %bt) : (!torch.vtensor<[7,2,48],f32>, !torch.vtensor<[2,3],si32>) -> !torch.vtensor<[2,6,48],f32>
+  return %0 : !torch.vtensor<[2,6,48],f32>
+}
+
+// -----
+
+// A grouped matmul whose only use is a SwiGLU is lowered with it as one kernel: the
+// activation runs per expert on its rows only, and there is no [rows, 2I] result. The down
+// projection (two uses: returned and combined) stays its own kernel.
+
+// CHECK-LABEL: func.func @fused
+// CHECK: call @__llvm_moe_grouped_matmul_swiglu_{{[0-9]+}}
+// CHECK-NOT: call @__llvm_moe_swiglu
+// CHECK: call @__llvm_moe_grouped_matmul_{{[0-9]+}}
+// CHECK-LABEL: func.func private @__llvm_moe_grouped_matmul_swiglu
+// CHECK-SAME: -> tensor<34x8xf32>
+// CHECK: scf.for
+// CHECK: scf.if
+// CHECK: linalg.generic {{.*}}"reduction"
+// CHECK: math.exp
+// CHECK: tensor.insert_slice {{.*}} : tensor<?x8xf32> into tensor<34x8xf32>
+func.func @fused(%x: !torch.vtensor<[5,16],f32>, %idx: !torch.vtensor<[5,2],si64>, %wg: !torch.vtensor<[8,16,16],f32>, %wd: !torch.vtensor<[8,16,8],f32>) -> (!torch.vtensor<[34,16],f32>, !torch.vtensor<[34,16],f32>) {
+  %0:3 = "moe.dispatch"(%x, %idx) {block_size = 4 : i64, num_experts = 8 : i64} : (!torch.vtensor<[5,16],f32>, !torch.vtensor<[5,2],si64>) -> (!torch.vtensor<[34,16],f32>, !torch.vtensor<[5,2],si64>, !torch.vtensor<[9],si64>)
+  %1 = "moe.grouped_matmul"(%0#0, %wg, %0#2) : (!torch.vtensor<[34,16],f32>, !torch.vtensor<[8,16,16],f32>, !torch.vtensor<[9],si64>) -> !torch.vtensor<[34,16],f32>
+  %2 = "moe.swiglu"(%1) : (!torch.vtensor<[34,16],f32>) -> !torch.vtensor<[34,8],f32>
+  %3 = "moe.grouped_matmul"(%2, %wd, %0#2) : (!torch.vtensor<[34,8],f32>, !torch.vtensor<[8,16,8],f32>, !torch.vtensor<[9],si64>) -> !torch.vtensor<[34,16],f32>
+  return %3, %3 : !torch.vtensor<[34,16],f32>, !torch.vtensor<[34,16],f32>
+}

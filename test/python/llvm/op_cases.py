@@ -285,6 +285,18 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
             _randn(g, experts, dm, inter),
         ],
     )
+
+    def fused_moe(x, idx, w, wg, wd):
+        """gate/up's only use is the swiglu: lowered as one kernel (`FUSIONS`)."""
+        xs, rows, offs = dispatch(x, idx, num_experts=experts, block_size=4)
+        act = swiglu(grouped_matmul(xs, wg, offs))
+        return [act, combine(grouped_matmul(act, wd, offs), rows, w)]
+
+    cases["dispatch_grouped_swiglu_fused"] = Case(
+        cases["dispatch_grouped_swiglu_combine"].inputs,
+        fused_moe,
+        cases["dispatch_grouped_swiglu_combine"].make,
+    )
     cases["mlp"] = Case(
         [
             ((b, s, dm), "float32"),
@@ -331,6 +343,17 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
             torch.randint(0, experts, (n, top), generator=g),
             _randn(g, experts, nq, kq) * 0.05,
         ],
+    )
+
+    def fp8_grouped_swiglu(x, idx, w):
+        xs, _, offs = dispatch(x, idx, num_experts=experts, block_size=4)
+        wq, ws = quantize(w, block_shape=[128, 128], pow2_scale=False)
+        xq, xsc = quantize(xs, block_shape=[128], pow2_scale=False)
+        y = fp8_grouped_matmul(xq, xsc, wq, ws, offs, block_n=128, block_k=128, out_dtype="float32")
+        return [swiglu(y)]
+
+    cases["fp8_grouped_matmul_swiglu_fused"] = Case(
+        cases["fp8_grouped_matmul"].inputs, fp8_grouped_swiglu, cases["fp8_grouped_matmul"].make
     )
     return cases
 

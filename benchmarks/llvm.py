@@ -9,7 +9,9 @@ may use) and medians of repeated runs:
 - memory bandwidth: a large numpy copy (read + write bytes / s): the GEMV roof;
 - GEMV / GEMM at DeepSeek-V2-Lite shapes (``x [M, K] · W [N, K]^T``, M = 1 and 128), fp32
   and bf16 weights: the llvm target's `torch.aten.linear` against ``torch.nn.functional
-  .linear`` (and numpy's BLAS for fp32); GEMV also as GB/s of weights against the roof;
+  .linear`` (and numpy's BLAS for fp32); GEMV also as GB/s of weights against the roof, each
+  call on another copy of the weight (`COLD_BYTES` of them: one weight alone would stay in
+  the last-level cache and beat the memory roof);
 - models, batch 1: a 128-token prefill and a decode step (context 128) of deepseek-v3-tiny and
   of one DeepSeek-V2-Lite MoE layer (dim 2048, 64 experts top-6, expert inter 1408, latent
   512 + 64 rope; vocab cut to 4096 so that the layer dominates; random weights), fp32 and
@@ -69,12 +71,19 @@ def bandwidth(reps: int) -> dict[str, float]:
     }
 
 
-def linear_module(m: int, n: int, k: int, dtype: torch.dtype) -> str:
-    """MLIR text of ``y = x [m, k] · w [n, k]^T`` on a stored weight ``w``."""
+def linear_module(m: int, n: int, k: int, dtype: torch.dtype, w_input: bool = False) -> str:
+    """MLIR text of ``y = x [m, k] · w [n, k]^T`` on a stored weight ``w`` (or, with
+    `w_input`, on a weight passed per call)."""
     e = ELEM[dtype]
     x, w, y = (f"!torch.vtensor<[{a},{b}],{e}>" for a, b in ((m, k), (n, k), (m, n)))
-    return f"""func.func @linear(%x: {x}) -> {y} {{
-  %w = "mlacc.weight"() {{key = "w"}} : () -> {w}
+    if w_input:
+        head = f"func.func @linear(%x: {x}, %w: {w}) -> {y} {{"
+    else:
+        head = (
+            f"func.func @linear(%x: {x}) -> {y} {{\n"
+            f'  %w = "mlacc.weight"() {{key = "w"}} : () -> {w}'
+        )
+    return f"""{head}
   %none = torch.constant.none
   %y = torch.aten.linear %x, %w, %none : {x}, {w}, !torch.none -> {y}
   return %y : {y}
@@ -88,34 +97,53 @@ GEMM_SHAPES = [  # (what, N, K) of DeepSeek-V2-Lite
 ]
 
 
+# GEMV reads each weight once: it is timed over enough distinct weights (> 8x this size) that
+# none is still in the last-level cache when it comes round again, as in a model's decode step
+COLD_BYTES = 256 << 20
+
+
 def gemm(m: int, n: int, k: int, dtype: torch.dtype, threads: int, reps: int) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
     w = (torch.randn(n, k, generator=g) * k**-0.5).to(dtype)
     x = torch.randn(m, k, generator=g).to(dtype)
+    cold = m == 1
+    copies = max(1, -(-COLD_BYTES // (w.numel() * w.element_size()))) if cold else 1
+    ws = [w] + [w.clone() for _ in range(copies - 1)]
     t0 = time.perf_counter()
-    art = mlacc.compile(
-        linear_module(m, n, k, dtype), target="llvm", pipeline="none", weights={"w": w}
-    )
+    if cold:
+        art = mlacc.compile(linear_module(m, n, k, dtype, True), target="llvm", pipeline="none")
+    else:
+        art = mlacc.compile(
+            linear_module(m, n, k, dtype), target="llvm", pipeline="none", weights={"w": w}
+        )
     compile_s = time.perf_counter() - t0
     exe = art.load()
     exe.executor.set_num_threads(threads)
-    got = exe.run("linear", x)
+    got = exe.run("linear", x, w) if cold else exe.run("linear", x)
     want = torch.nn.functional.linear(x.float(), w.float())
     err = ((got.float() - want).norm() / want.norm()).item()
     flops = 2 * m * n * k
+
+    def rotating(fn: Callable[[Any], Any], weights: list[Any]) -> float:
+        """Median seconds of `fn(weight)`, the weight changing every call."""
+        it = iter(range(1 << 62))
+        return median_s(lambda: fn(weights[next(it) % len(weights)]), reps * copies, copies)
+
+    llvm_call = (lambda wi: exe.run("linear", x, wi)) if cold else (lambda _: exe.run("linear", x))
     row: dict[str, Any] = {
         "M": m,
         "N": n,
         "K": k,
         "dtype": str(dtype).removeprefix("torch."),
+        "weights_rotated": copies,
         "compile_s": compile_s,
         "rel_err": err,
-        "llvm_s": median_s(lambda: exe.run("linear", x), reps),
-        "torch_s": median_s(lambda: torch.nn.functional.linear(x, w), reps),
+        "llvm_s": rotating(llvm_call, ws),
+        "torch_s": rotating(lambda wi: torch.nn.functional.linear(x, wi), ws),
     }
     if dtype == torch.float32:
-        xn, wt = x.numpy(), w.numpy().T
-        row["numpy_s"] = median_s(lambda: xn @ wt, reps)
+        xn, wts = x.numpy(), [wi.numpy().T for wi in ws]
+        row["numpy_s"] = rotating(lambda wt: xn @ wt, wts)
     for key in ("llvm", "torch", "numpy"):
         if f"{key}_s" in row:
             row[f"{key}_GFLOPs"] = flops / row[f"{key}_s"] / 1e9

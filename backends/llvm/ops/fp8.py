@@ -198,7 +198,12 @@ def _scaled_rows(
     kb = -(-kdim // block_k)
     acc_t = TT((m, n), "f32")
     part_t = TT((m, n), "f32")
-    xk_t, wk_t = TT((m, None), xt.elem), TT((n, None), wt.elem)
+    # K blocks of one static size (K a multiple of the block, as in DeepSeek's shapes) make the
+    # per-block product a static contraction that the schedule tiles and vectorizes
+    static_k = kdim % block_k == 0
+    klen = str(block_k) if static_k else "%klen"
+    xk_t = TT((m, block_k if static_k else None), xt.elem)
+    wk_t = TT((n, block_k if static_k else None), wt.elem)
     dyn = "" if rows is None else rows
     lines += [
         f"%sr_accz = tensor.empty({dyn}) : {acc_t}",
@@ -220,8 +225,8 @@ def _scaled_rows(
     if rows is not None:
         lines.append(f"  %rows_m = arith.addi {rows}, %k0 : index")
     lines += [
-        f"  %xk = tensor.extract_slice {x}[0, %klo] [{m_size}, %klen] [1, 1] : {xt} to {xk_t}",
-        f"  %wk = tensor.extract_slice {w}[0, %klo] [{n}, %klen] [1, 1] : {wt} to {wk_t}",
+        f"  %xk = tensor.extract_slice {x}[0, %klo] [{m_size}, {klen}] [1, 1] : {xt} to {xk_t}",
+        f"  %wk = tensor.extract_slice {w}[0, %klo] [{n}, {klen}] [1, 1] : {wt} to {wk_t}",
         f"  %pz = tensor.empty({dyn}) : {part_t}",
         f"  %p0 = linalg.fill ins(%fz : f32) outs(%pz : {part_t}) -> {part_t}",
     ]
@@ -328,24 +333,25 @@ def _grouped_fp8(k: Kernel, epilogue=None) -> list[str]:
     if out_elem is None:
         raise LoweringError(f"out_dtype {k.attrs['out_dtype']}")
     kb = xst.shape[1]
-    xs_e_t = TT((None, kb), "f32")
     ws_e_t = TT(tuple(wst.shape[1:]), "f32")
 
-    def slices(inner: list[str]) -> dict:
+    def slices(inner: list[str], lo: str, rows: str | None, count: int | None) -> dict:
+        """The rows' activation scales and the expert's weight scales."""
+        xs_e_t = TT((count, kb), "f32")
+        xse, wse = names("xse"), names("wse")
         inner += [
-            f"%xse = tensor.extract_slice {k.arg('x_scale')}[%lo, 0] [%len, {kb}] [1, 1] "
-            f": {xst} to {xs_e_t}",
-            f"%wse = tensor.extract_slice {k.arg('w_scale')}[%e, 0, 0] [1, {wst.shape[1]}, "
+            f"{xse} = tensor.extract_slice {k.arg('x_scale')}[{lo}, 0] "
+            f"[{rows or count}, {kb}] [1, 1] : {xst} to {xs_e_t}",
+            f"{wse} = tensor.extract_slice {k.arg('w_scale')}[%e, 0, 0] [1, {wst.shape[1]}, "
             f"{wst.shape[2]}] [1, 1, 1] : {wst} to {ws_e_t}",
         ]
         return {
-            "xs": "%xse",
+            "xs": xse,
             "xst": xs_e_t,
-            "ws": "%wse",
+            "ws": wse,
             "wst": ws_e_t,
             "block_n": int(k.attrs["block_n"]),
             "block_k": int(k.attrs["block_k"]),
-            "rows": "%len",
         }
 
     body = _grouped(

@@ -137,27 +137,38 @@ def grouped_matmul(k: Kernel) -> list[str]:
 
 
 def _plain_rows(
-    lines: list[str], names: Names, x: str, xt: TT, w: str, wt: TT, out_elem: str
+    lines: list[str],
+    names: Names,
+    x: str,
+    xt: TT,
+    w: str,
+    wt: TT,
+    out_elem: str,
+    rows: str | None = None,
 ) -> tuple[str, TT]:
-    """The rows ``x [?, K]`` of one expert times ``w [N, K]^T`` (fp32), cast to `out_elem`."""
+    """The rows ``x [M, K]`` of one expert times ``w [N, K]^T`` (fp32), cast to `out_elem`;
+    M is static, or dynamic with `rows` its SSA value."""
     n = wt.shape[0]
-    acc_t = TT((None, n), "f32")
+    acc_t = TT((xt.shape[0], n), "f32")
+    dyn = rows or ""
+    acc_e, zero, acc0 = names("acc_e"), names("zero_e"), names("acc0")
     lines += [
-        f"%acc_e = tensor.empty(%len) : {acc_t}",
-        "%zero_e = arith.constant 0.000000e+00 : f32",
-        f"%acc0 = linalg.fill ins(%zero_e : f32) outs(%acc_e : {acc_t}) -> {acc_t}",
+        f"{acc_e} = tensor.empty({dyn}) : {acc_t}",
+        f"{zero} = arith.constant 0.000000e+00 : f32",
+        f"{acc0} = linalg.fill ins({zero} : f32) outs({acc_e} : {acc_t}) -> {acc_t}",
     ]
-    y, yt = einsum(lines, names, "mk,nk->mn", x, xt, w, wt, "f32", init="%acc0")
+    y, yt = einsum(lines, names, "mk,nk->mn", x, xt, w, wt, "f32", init=acc0)
     if out_elem == "f32":
         return y, yt
     out_t = yt.like(elem=out_elem)
     body: list[str] = []
     v = from_f32(body, names, "%in0", out_elem)
-    lines.append(f"%cv_e = tensor.empty(%len) : {out_t}")
+    cv_e, ycv = names("cv_e"), names("ycv")
+    lines.append(f"{cv_e} = tensor.empty({dyn}) : {out_t}")
     lines.append(
-        generic("%ycv", 2, [(y, yt, dims(0, 1))], [("%cv_e", out_t, dims(0, 1))], "pp", body, [v])
+        generic(ycv, 2, [(y, yt, dims(0, 1))], [(cv_e, out_t, dims(0, 1))], "pp", body, [v])
     )
-    return "%ycv", out_t
+    return ycv, out_t
 
 
 def _trim_zero_rows(x: str, xt: TT, lo: str, length: str, out: str) -> list[str]:
@@ -213,15 +224,19 @@ def grouped_matmul_swiglu(k: Kernel) -> list[str]:
     return _grouped(k.names, x, xt, w, wt, off, ot, xt.elem, _plain_rows, epilogue=swiglu_rows)
 
 
-def swiglu_rows(lines: list[str], names: Names, y: str, yt: TT) -> tuple[str, TT]:
-    """``silu(y[:, :I]) * y[:, I:]`` of one expert's ``y [?, 2I]`` rows (``%len`` of them)."""
-    inter = yt.shape[1] // 2
-    half = yt.like((None, inter))
+def swiglu_rows(
+    lines: list[str], names: Names, y: str, yt: TT, rows: str | None = None
+) -> tuple[str, TT]:
+    """``silu(y[:, :I]) * y[:, I:]`` of one expert's ``y [M, 2I]`` rows (M static, or dynamic
+    with `rows` its SSA value)."""
+    m, inter = yt.shape[0], yt.shape[1] // 2
+    half = yt.like((m, inter))
+    size = rows if rows is not None else str(m)
     g, u, init, out = names("sw_g"), names("sw_u"), names("sw_e"), names("sw")
     lines += [
-        f"{g} = tensor.extract_slice {y}[0, 0] [%len, {inter}] [1, 1] : {yt} to {half}",
-        f"{u} = tensor.extract_slice {y}[0, {inter}] [%len, {inter}] [1, 1] : {yt} to {half}",
-        f"{init} = tensor.empty(%len) : {half}",
+        f"{g} = tensor.extract_slice {y}[0, 0] [{size}, {inter}] [1, 1] : {yt} to {half}",
+        f"{u} = tensor.extract_slice {y}[0, {inter}] [{size}, {inter}] [1, 1] : {yt} to {half}",
+        f"{init} = tensor.empty({rows or ''}) : {half}",
     ]
     body: list[str] = []
     v = _silu_mul(body, names, "%in0", "%in1", yt.elem)
@@ -234,12 +249,27 @@ def swiglu_rows(lines: list[str], names: Names, y: str, yt: TT) -> tuple[str, TT
     return out, half
 
 
+def _indent(lines: list[str], by: int) -> list[str]:
+    """`lines` (entries may hold several lines) indented by `by` spaces, one line each."""
+    return [" " * by + line for line in "\n".join(lines).splitlines()]
+
+
+# Experts with at least ROW_BLOCK_MIN rows (prefill) run blocks of ROW_BLOCK static rows, so
+# the schedule's register tiles and L2 column blocks reuse each weight tile across the rows
+# (tiled by 1, a dynamic row count streams the expert's weights once per row). Blocks may run
+# into the segment's zero padding (moe.dispatch pads segments to its block size), never past
+# it; rows left over go one by one, as do experts with fewer rows (decode: 1 row each).
+ROW_BLOCK, ROW_BLOCK_MIN = 16, 8
+
+
 def _grouped(
     names, x, xt, w, wt, off, ot, out_elem, rows_fn, extra_slices=None, epilogue=None
 ) -> list[str]:
     """The expert loop shared by `moe.grouped_matmul` and `fp8.grouped_matmul`: per expert,
-    the dynamic row slice of x (and of `extra_slices`) less its trailing zero rows (block
-    padding), `rows_fn` on it, then `epilogue` (e.g. `swiglu_rows`), inserted in place."""
+    its row segment of x (and of `extra_slices`) less trailing zero rows (block padding), in
+    static row blocks then single rows (`ROW_BLOCK`): `rows_fn`, then `epilogue` (e.g.
+    `swiglu_rows`), inserted in place. ``extra_slices(lines, lo, rows, row_type)`` slices
+    per-row operands (fp8 scales) and returns `rows_fn`'s extra keyword arguments."""
     p, kdim = xt.shape
     e_count, n = wt.shape[0], wt.shape[1]
     n_out = n if epilogue is None else n // 2
@@ -247,12 +277,36 @@ def _grouped(
     lines: list[str] = []
     init = filled(lines, names, out_t, "0.000000e+00" if out_elem != "i64" else "0")
     w_e_t = wt.like(wt.shape[1:])
-    x_e_t = TT((None, kdim), xt.elem)
+
+    def segment(acc: str, lo: str, rows: str | None, count: int | None) -> list[str]:
+        """Lines computing rows [lo, lo + count or rows) of the expert into `acc`; the last
+        line defines %gx_seg (the updated accumulator)."""
+        x_t = TT((count, kdim), xt.elem)
+        size = rows if rows is not None else str(count)
+        xs, we = names("xs"), names("we")
+        inner = [
+            f"{xs} = tensor.extract_slice {x}[{lo}, 0] [{size}, {kdim}] [1, 1] : {xt} to {x_t}",
+            f"{we} = tensor.extract_slice {w}[%e, 0, 0] [1, {n}, {kdim}] [1, 1, 1] : {wt} "
+            f"to {w_e_t}",
+        ]
+        extra = extra_slices(inner, lo, rows, count) if extra_slices else {}
+        y, yt = rows_fn(inner, names, xs, x_t, we, w_e_t, out_elem, rows=rows, **extra)
+        if epilogue is not None:
+            y, yt = epilogue(inner, names, y, yt, rows)
+        inner.append(
+            f"%gx_seg = tensor.insert_slice {y} into {acc}[{lo}, 0] [{size}, {n_out}] [1, 1] "
+            f": {yt} into {out_t}"
+        )
+        return inner
+
     lines += [
         "%c0 = arith.constant 0 : index",
         "%c1 = arith.constant 1 : index",
         f"%ce = arith.constant {e_count} : index",
         f"%cp = arith.constant {p} : index",
+        f"%gx_rb = arith.constant {ROW_BLOCK} : index",
+        f"%gx_rbm = arith.constant {ROW_BLOCK - 1} : index",
+        f"%gx_rbmin = arith.constant {ROW_BLOCK_MIN} : index",
         f"%res = scf.for %e = %c0 to %ce step %c1 iter_args(%acc = {init}) -> ({out_t}) {{",
         "  %e1 = arith.addi %e, %c1 : index",
         f"  %lo0 = tensor.extract {off}[%e] : {ot}",
@@ -264,24 +318,30 @@ def _grouped(
         "  %hi = arith.maxsi %hi2, %lo : index",
         "  %len0 = arith.subi %hi, %lo : index",
         *_trim_zero_rows(x, xt, "%lo", "%len0", "%len"),
-        "  %some = arith.cmpi sgt, %len, %c0 : index",
+        # row blocks: ceil(len / RB) of them while they stay inside the padded segment
+        "  %gx_blocked = arith.cmpi sge, %len, %gx_rbmin : index",
+        "  %gx_up0 = arith.addi %len, %gx_rbm : index",
+        "  %gx_up1 = arith.divui %gx_up0, %gx_rb : index",
+        "  %gx_up = arith.muli %gx_up1, %gx_rb : index",
+        "  %gx_eff = arith.minsi %gx_up, %len0 : index",
+        "  %gx_nb0 = arith.divui %gx_eff, %gx_rb : index",
+        "  %gx_nb = arith.select %gx_blocked, %gx_nb0, %c0 : index",
+        "  %gx_done = arith.muli %gx_nb, %gx_rb : index",
+        "  %gx_rest0 = arith.subi %gx_eff, %gx_done : index",
+        "  %gx_rest = arith.select %gx_blocked, %gx_rest0, %len : index",
+        f"  %gx_blk = scf.for %gx_ib = %c0 to %gx_nb step %c1 iter_args(%gx_bacc = %acc) -> ({out_t}) {{",
+        "    %gx_boff = arith.muli %gx_ib, %gx_rb : index",
+        "    %gx_blo = arith.addi %lo, %gx_boff : index",
+        *_indent(segment("%gx_bacc", "%gx_blo", None, ROW_BLOCK), 4),
+        f"    scf.yield %gx_seg : {out_t}",
+        "  }",
+        "  %gx_rlo = arith.addi %lo, %gx_done : index",
+        "  %some = arith.cmpi sgt, %gx_rest, %c0 : index",
         f"  %next = scf.if %some -> ({out_t}) {{",
-        f"    %xs = tensor.extract_slice {x}[%lo, 0] [%len, {kdim}] [1, 1] : {xt} to {x_e_t}",
-        f"    %we = tensor.extract_slice {w}[%e, 0, 0] [1, {n}, {kdim}] [1, 1, 1] : {wt} "
-        f"to {w_e_t}",
-    ]
-    inner: list[str] = []
-    extra = extra_slices(inner) if extra_slices else {}
-    y, yt = rows_fn(inner, names, "%xs", x_e_t, "%we", w_e_t, out_elem, **extra)
-    if epilogue is not None:
-        y, yt = epilogue(inner, names, y, yt)
-    lines += [f"    {line}" for line in "\n".join(inner).splitlines()]
-    lines += [
-        f"    %upd = tensor.insert_slice {y} into %acc[%lo, 0] [%len, {n_out}] [1, 1] "
-        f": {yt} into {out_t}",
-        f"    scf.yield %upd : {out_t}",
+        *_indent(segment("%gx_blk", "%gx_rlo", "%gx_rest", None), 4),
+        f"    scf.yield %gx_seg : {out_t}",
         "  } else {",
-        f"    scf.yield %acc : {out_t}",
+        f"    scf.yield %gx_blk : {out_t}",
         "  }",
         f"  scf.yield %next : {out_t}",
         "}",

@@ -327,6 +327,12 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
         lambda g: [_randn(g, b, s, kq) * 3, _randn(g, nq, kq) * 0.05],
     )
 
+    cases["fp8_matmul_partial_k_block"] = Case(
+        [((b, s, 160), "float32"), ((nq, 160), "float32")],
+        fp8_linear,
+        lambda g: [_randn(g, b, s, 160) * 3, _randn(g, nq, 160) * 0.05],
+    )
+
     def fp8_grouped(x, idx, w):
         xs, _, offs = dispatch(x, idx, num_experts=experts, block_size=4)
         wq, ws = quantize(w, block_shape=[128, 128], pow2_scale=False)
@@ -354,6 +360,49 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
 
     cases["fp8_grouped_matmul_swiglu_fused"] = Case(
         cases["fp8_grouped_matmul"].inputs, fp8_grouped_swiglu, cases["fp8_grouped_matmul"].make
+    )
+
+    # many tokens on few experts: segments of 16-row blocks plus single rows (prefill)
+    nt, few = 37, 3
+
+    def blocked_moe(x, idx, w, wg, wd):
+        xs, rows, offs = dispatch(x, idx, num_experts=few, block_size=4)
+        act = swiglu(grouped_matmul(xs, wg, offs))
+        return [act, combine(grouped_matmul(act, wd, offs), rows, w)]
+
+    cases["grouped_matmul_row_blocks"] = Case(
+        [
+            ((nt, dm), "float32"),
+            ((nt, top), "int64"),
+            ((nt, top), "float32"),
+            ((few, 2 * inter, dm), "float32"),
+            ((few, dm, inter), "float32"),
+        ],
+        blocked_moe,
+        lambda g: [
+            _randn(g, nt, dm),
+            torch.randint(0, few, (nt, top), generator=g),
+            torch.rand(nt, top, generator=g),
+            _randn(g, few, 2 * inter, dm),
+            _randn(g, few, dm, inter),
+        ],
+    )
+
+    def fp8_blocked(x, idx, w):
+        xs, _, offs = dispatch(x, idx, num_experts=few, block_size=4)
+        wq, ws = quantize(w, block_shape=[128, 128], pow2_scale=False)
+        xq, xsc = quantize(xs, block_shape=[128], pow2_scale=False)
+        y = fp8_grouped_matmul(xq, xsc, wq, ws, offs, block_n=128, block_k=128, out_dtype="float32")
+        return [y]
+
+    cases["fp8_grouped_matmul_row_blocks"] = Case(
+        [((nt, kq), "float32"), ((nt, top), "int64"), ((few, nq, kq), "float32")],
+        fp8_blocked,
+        lambda g: [
+            _randn(g, nt, kq),
+            torch.randint(0, few, (nt, top), generator=g),
+            _randn(g, few, nq, kq) * 0.05,
+        ],
     )
     return cases
 

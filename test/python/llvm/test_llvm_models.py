@@ -158,3 +158,33 @@ def test_artifact_stores_only_the_weights_its_code_reads(compiled) -> None:
     reads = {w["key"] for e in abi["entry_points"].values() for w in e["weights"]}
     assert set(art.weights) == reads
     assert not any(k.startswith("layers.1.ffn.experts.") for k in art.weights)
+
+
+NO_MLIR = """
+import sys, torch
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch_mlir", "mlir"):
+            raise ImportError(f"{name} is blocked in this process")
+sys.meta_path.insert(0, Block())
+import mlacc.runtime
+exe = mlacc.runtime.load(sys.argv[1])
+ids = torch.tensor([[5, 9, 2, 7, 1]])
+print(exe.generate(ids, 6).tolist())
+assert not [m for m in sys.modules if m.startswith(("torch_mlir", "mlir", "mlacc.dialects"))]
+"""
+
+
+def test_artifact_runs_where_mlir_cannot_be_imported(compiled, tmp_path) -> None:
+    """Saved, loaded and run (generate) by a process in which importing torch_mlir fails."""
+    import subprocess
+    import sys
+
+    llvm, _, art = compiled("reference-v3")
+    path = tmp_path / "tiny.mlacc"
+    art.save(path)
+    run = subprocess.run(
+        [sys.executable, "-c", NO_MLIR, str(path)], capture_output=True, text=True, check=True
+    )
+    want = llvm.generate(torch.tensor([[5, 9, 2, 7, 1]]), 6).tolist()
+    assert run.stdout.strip() == str(want)

@@ -57,7 +57,9 @@ TO_LLVM = (
     "func.func(arith-expand{include-bf16=true}),"
     "lower-affine,"
     "func.func(llvm-request-c-wrappers),"
-    "convert-vector-to-scf,"
+    # full unroll: no per-iteration stack temporaries for n-D transfers (unoptimized code
+    # would grow the stack every loop iteration until it overflows)
+    "convert-vector-to-scf{full-unroll=true},"
     "convert-scf-to-cf,"
     "convert-vector-to-llvm{enable-x86},"
     "expand-strided-metadata,"
@@ -237,8 +239,23 @@ def link(module: ir.Module, symbols: list[str], opt_level: int = 3) -> bytes:
         engine.dump_to_object_file(str(obj))
         if not obj.exists():
             raise CompileError("llvm target: the JIT wrote no object file")
+        # -Bsymbolic: the code calls this object's own thread pool, never a same-named
+        # symbol loaded earlier into the process (the JIT's support library of a compile in
+        # this process is global: set_num_threads would reach the wrong pool)
         _run_cc(
-            [cc, "-shared", "-O2", "-fPIC", "-o", str(so), str(obj), str(source), "-lm", "-pthread"]
+            [
+                cc,
+                "-shared",
+                "-O2",
+                "-fPIC",
+                "-Wl,-Bsymbolic",
+                "-o",
+                str(so),
+                str(obj),
+                str(source),
+                "-lm",
+                "-pthread",
+            ]
         )
         return so.read_bytes()
 

@@ -7,7 +7,8 @@ The OpenMP part implements the few ``__kmpc_*`` entry points that MLIR's OpenMP 
 pthread pool, static loop partitioning, barrier. No libomp/libiomp5 is needed at run time (the
 Debian package is not installed everywhere; the PyPI one is a 50 MB wheel). Nested parallel
 regions run serially on the calling thread. ``mlacc_set_num_threads(n)`` sets the team size
-(default: the CPUs this process may run on); ``mlacc_get_num_threads()`` reads it.
+(default: the CPUs this process may run on); ``mlacc_get_num_threads()`` reads it;
+``mlacc_pool_workers()`` counts the worker threads started.
 """
 
 SOURCE = r"""
@@ -181,6 +182,11 @@ static void ensure_workers(int nth) {
     started_workers++;
   }
   pool_started = 1;
+}
+
+/* Worker threads started so far (the calling thread is not counted). */
+int32_t mlacc_pool_workers(void) {
+  return started_workers;
 }
 
 int32_t __kmpc_global_thread_num(void *loc) {

@@ -329,7 +329,8 @@ def _grouped(
         "  %gx_done = arith.muli %gx_nb, %gx_rb : index",
         "  %gx_rest0 = arith.subi %gx_eff, %gx_done : index",
         "  %gx_rest = arith.select %gx_blocked, %gx_rest0, %len : index",
-        f"  %gx_blk = scf.for %gx_ib = %c0 to %gx_nb step %c1 iter_args(%gx_bacc = %acc) -> ({out_t}) {{",
+        f"  %gx_blk = scf.for %gx_ib = %c0 to %gx_nb step %c1 iter_args(%gx_bacc = %acc) "
+        f"-> ({out_t}) {{",
         "    %gx_boff = arith.muli %gx_ib, %gx_rb : index",
         "    %gx_blo = arith.addi %lo, %gx_boff : index",
         *_indent(segment("%gx_bacc", "%gx_blo", None, ROW_BLOCK), 4),

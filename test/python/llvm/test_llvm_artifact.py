@@ -60,3 +60,43 @@ def test_missing_cpu_feature(saved: Path) -> None:
 def test_loads_from_file(saved: Path) -> None:
     exe = load(saved)
     assert exe.target == "llvm"
+
+
+X, W, Y = (
+    "!torch.vtensor<[64,512],f32>",
+    "!torch.vtensor<[1024,512],f32>",
+    "!torch.vtensor<[64,1024],f32>",
+)
+LINEAR = f"""func.func @linear(%x: {X}) -> {Y} {{
+  %w = "mlacc.weight"() {{key = "w"}} : () -> {W}
+  %none = torch.constant.none
+  %y = torch.aten.linear %x, %w, %none : {X}, {W}, !torch.none -> {Y}
+  return %y : {Y}
+}}"""
+
+
+def test_thread_count_reaches_the_code_compiled_in_this_process() -> None:
+    """One thread means no pool worker runs the parallel loops, even after a compile in this
+    process loaded the JIT's copy of the same pool functions (the code binds its own); one
+    thread runs the whole loop on the caller's stack (unoptimized code used to overflow it)."""
+    import ctypes
+
+    import torch
+
+    w = torch.randn(1024, 512)
+    exe = mlacc_compile(LINEAR, w).load()
+    workers = exe.executor.library.lib.mlacc_pool_workers
+    workers.restype = ctypes.c_int32
+    x = torch.randn(64, 512)
+    exe.executor.set_num_threads(1)
+    torch.testing.assert_close(exe.run("linear", x), x @ w.T, rtol=1e-4, atol=1e-4)
+    assert workers() == 0
+    exe.executor.set_num_threads(2)
+    torch.testing.assert_close(exe.run("linear", x), x @ w.T, rtol=1e-4, atol=1e-4)
+    assert workers() == 1
+
+
+def mlacc_compile(text: str, w) -> Artifact:
+    import mlacc
+
+    return mlacc.compile(text, target="llvm", pipeline="none", weights={"w": w}, opt_level=0)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from ..emit import TT, Names, dims, filled, from_f32, generic, to_f32
+from . import _bf16_dot as bf16_dot
 
 
 def collapse_2d(lines: list[str], names: Names, value: str, t: TT) -> tuple[str, TT]:
@@ -67,6 +68,8 @@ def matmul_nt(
     lines: list[str], names: Names, x: str, xt: TT, w: str, wt: TT, out_elem: str
 ) -> tuple[str, TT]:
     """``x [M, K] · w [N, K]^T`` accumulated in fp32, cast to `out_elem`."""
+    if out_elem == "bf16" and bf16_dot.available(xt, wt):
+        return bf16_dot.matmul_bf16(lines, names, x, xt, w, wt)
     m = xt.shape[0]
     n = wt.shape[0]
     acc_t = TT((m, n), "f32")

@@ -23,6 +23,7 @@ from ..emit import (
     to_f32,
 )
 from . import Kernel, fused_lowering, lowering
+from . import _bf16_dot as bf16_dot
 from ._common import linear
 
 
@@ -148,6 +149,8 @@ def _plain_rows(
 ) -> tuple[str, TT]:
     """The rows ``x [M, K]`` of one expert times ``w [N, K]^T`` (fp32), cast to `out_elem`;
     M is static, or dynamic with `rows` its SSA value."""
+    if out_elem == "bf16" and bf16_dot.available(xt, wt):
+        return bf16_dot.matmul_bf16(lines, names, x, xt, w, wt, rows)
     n = wt.shape[0]
     acc_t = TT((xt.shape[0], n), "f32")
     dyn = rows or ""

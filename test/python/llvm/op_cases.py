@@ -312,6 +312,44 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
             _randn(g, dm, inter),
         ],
     )
+    nt, few = 37, 3  # many tokens on few experts: 16-row blocks plus single rows
+    # bf16 with K a multiple of 32 and N of 8: the AVX512-BF16 dot kernels (where the CPU has
+    # them), in a dense MLP (4-row tiles) and in grouped expert matmuls (row blocks + rows)
+    bf = "bfloat16"
+    dmb, ib = 64, 32
+
+    def bf16_moe(x, idx, w, wg, wd):
+        xs, rows, offs = dispatch(x, idx, num_experts=few, block_size=4)
+        act = swiglu(grouped_matmul(xs, wg, offs))
+        return [combine(grouped_matmul(act, wd, offs), rows, w)]
+
+    cases["mlp_bf16"] = Case(
+        [((b, 4, dmb), bf), ((ib, dmb), bf), ((ib, dmb), bf), ((dmb, ib), bf)],
+        lambda *a: [mlp(*a)],
+        lambda g: [
+            _randn(g, b, 4, dmb, dtype=torch.bfloat16),
+            _randn(g, ib, dmb, dtype=torch.bfloat16),
+            _randn(g, ib, dmb, dtype=torch.bfloat16),
+            _randn(g, dmb, ib, dtype=torch.bfloat16),
+        ],
+    )
+    cases["grouped_matmul_bf16"] = Case(
+        [
+            ((nt, dmb), bf),
+            ((nt, top), "int64"),
+            ((nt, top), bf),
+            ((few, 2 * ib, dmb), bf),
+            ((few, dmb, ib), bf),
+        ],
+        bf16_moe,
+        lambda g: [
+            _randn(g, nt, dmb, dtype=torch.bfloat16),
+            torch.randint(0, few, (nt, top), generator=g),
+            torch.rand(nt, top, generator=g).bfloat16(),
+            _randn(g, few, 2 * ib, dmb, dtype=torch.bfloat16),
+            _randn(g, few, dmb, ib, dtype=torch.bfloat16),
+        ],
+    )
     kq, nq = rnd.choice([96, 256]), rnd.choice([64, 160])
 
     def fp8_linear(x, w):
@@ -363,7 +401,6 @@ def build_cases(seed: int = 0) -> dict[str, Case]:
     )
 
     # many tokens on few experts: segments of 16-row blocks plus single rows (prefill)
-    nt, few = 37, 3
 
     def blocked_moe(x, idx, w, wg, wd):
         xs, rows, offs = dispatch(x, idx, num_experts=few, block_size=4)

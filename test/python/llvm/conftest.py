@@ -55,7 +55,7 @@ def models() -> dict[str, Callable[[], torch.nn.Module]]:
     """The model structures: mlacc's V3/V2 tiny, Hugging Face DeepseekV3/V2 tiny, the public
     code's layout, and mlacc's V3 tiny trained briefly (the FP8 accuracy bar)."""
     from hf_models import hf_v2, hf_v3
-    from trained_models import trained_reference_v3
+    from trained_models import trained_hf_v2, trained_reference_v3
 
     return {
         "reference-v3": lambda: builtin_model("deepseek-v3-tiny", seed=2),
@@ -64,6 +64,7 @@ def models() -> dict[str, Callable[[], torch.nn.Module]]:
         "hf-v2": lambda: hf_v2(num_hidden_layers=2),
         "public": _public,
         "trained-v3": trained_reference_v3,
+        "trained-hf-v2": trained_hf_v2,
     }
 
 

@@ -111,12 +111,14 @@ def test_hf_forward_honors_the_attention_mask() -> None:
     torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-4)
 
 
-def test_fp8_on_a_trained_model_clears_the_accuracy_bar(compiled) -> None:
+@pytest.mark.parametrize("name", ["trained-v3", "trained-hf-v2"])
+def test_fp8_on_a_trained_model_clears_the_accuracy_bar(name: str, compiled) -> None:
     """FP8 weights and activations against the eager fp32 model, held-out text of its language."""
-    from trained_models import held_out, trained_reference_v3
+    from trained_models import held_out, trained_hf_v2, trained_reference_v3
 
-    model = trained_reference_v3()
-    llvm, _, art = compiled("trained-v3", True, batch=4)
+    trained = {"trained-v3": trained_reference_v3, "trained-hf-v2": trained_hf_v2}
+    model = trained[name]()  # trained once per session (cached)
+    llvm, _, art = compiled(name, True, batch=4)
     assert "fp8.grouped_matmul" in art.mlir
     ids = held_out(model.config.vocab_size)[:, :16]
     with torch.no_grad():

@@ -8,10 +8,11 @@ returns the result types. The same function verifies parsed IR (MLIR's verifier 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._mlir import ir
+from ._mlir import ext, ir
 from .types import FLOAT_DTYPES, TensorInfo, like, tensor_info
 
 
@@ -78,22 +79,29 @@ def expect_same_dtype(a: TensorInfo, a_name: str, b: TensorInfo, b_name: str) ->
         )
 
 
+def expect_static(t: TensorInfo, name: str) -> None:
+    """`t` has no dynamic dimension (weights: their sizes define the op's dimensions)."""
+    expect(None not in t.shape, f"{name} must have a static shape, got {t}")
+
+
 def expect_matrix(t: TensorInfo | None, name: str, rows: int | None, cols: int | None) -> None:
-    """`t` is a present float matrix of `rows` x `cols`."""
+    """`t` is a present float matrix of `rows` x `cols`, with static sizes."""
     expect(t is not None, f"'{name}' is required")
     assert t is not None
     expect_float(t, name)
     expect_rank(t, name, 2)
+    expect_static(t, name)
     expect_dim(t.shape[0], rows, f"{name} rows")
     expect_dim(t.shape[1], cols, f"{name} columns")
 
 
 def expect_vector(t: TensorInfo | None, name: str, size: int | None) -> None:
-    """`t` is a present float vector of `size`."""
+    """`t` is a present float vector of `size`, with a static size."""
     expect(t is not None, f"'{name}' is required")
     assert t is not None
     expect_float(t, name)
     expect_rank(t, name, 1)
+    expect_static(t, name)
     expect_dim(t.shape[0], size, f"{name} size")
 
 
@@ -106,6 +114,18 @@ def expect(ok: bool, message: str) -> None:
 def expect_bool(value: object, name: str) -> None:
     """A `Flag` attribute holds `true` or `false`."""
     expect(isinstance(value, bool), f"attribute '{name}' must be true or false, got {value!r}")
+
+
+def expect_finite(attributes: dict[str, Any], prefix: str = "") -> None:
+    """Every float in `attributes` (nested dictionaries and lists included) is finite."""
+    for name, value in attributes.items():
+        where = f"{prefix}{name}"
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, dict):
+                expect_finite(v, f"{where}.")
+            elif isinstance(v, float) and not math.isfinite(v):
+                raise VerificationError(f"attribute '{where}' must be finite, got {v}")
 
 
 def positive(value: int, name: str) -> None:
@@ -203,7 +223,9 @@ class GraphOp:
             inputs = {
                 f.name: _operand_info(getattr(self, f.name), f.name) for f in self.operand_fields()
             }
-            expected = type(self).infer(**inputs, **self.attribute_values())
+            attributes = self.attribute_values()
+            expect_finite(attributes)
+            expected = type(self).infer(**inputs, **attributes)
             _compare_results(self, expected)
         except VerificationError as err:
             self.location.emit_error(f"'{self.OPERATION_NAME}' op {err}")
@@ -237,14 +259,10 @@ def structure_problem(op: ir.OpView) -> str | None:
             continue
         if attr not in operation.attributes:
             return f"needs the '{attr}' attribute (it has optional or variadic {kind}s)"
-        sizes = list(ir.DenseI32ArrayAttr(operation.attributes[attr]))
-        if (
-            len(sizes) != len(fields)
-            or sum(sizes) != len(values)
-            or any(size != 1 for size, seg in zip(sizes, segments) if seg == 1)
-            or any(size > 1 for size, seg in zip(sizes, segments) if seg == 0)
-        ):
-            return ""  # IRDL names the inconsistency
+        problem = _segment_problem(operation.attributes[attr], attr, segments, len(values), kind)
+        if problem:
+            # IRDL names bad operand segments itself, but does not check result segments.
+            return problem if kind == "result" else ""
     for field in cls.attribute_fields():
         if field.name not in operation.attributes:
             return ""
@@ -254,10 +272,35 @@ def structure_problem(op: ir.OpView) -> str | None:
     return None
 
 
+def _segment_problem(
+    attr: ir.Attribute, name: str, segments: Sequence[int], count: int, kind: str
+) -> str | None:
+    """What is wrong with a ``*SegmentSizes`` attribute (segments: 0 optional, 1 single,
+    other variadic, as ext declares them), or None."""
+    if not isinstance(attr, ir.DenseI32ArrayAttr):
+        return f"attribute '{name}' must be an array<i32: ...>, got {attr}"
+    sizes = list(ir.DenseI32ArrayAttr(attr))
+    if len(sizes) != len(segments):
+        return f"attribute '{name}' must have {len(segments)} entries, got {len(sizes)}"
+    for i, (size, seg) in enumerate(zip(sizes, segments)):
+        if size < 0 or (seg == 1 and size != 1) or (seg == 0 and size > 1):
+            want = {1: "1", 0: "0 or 1"}.get(seg, ">= 0")
+            return f"attribute '{name}' entry {i} must be {want}, got {size}"
+    if sum(sizes) != count:
+        return f"attribute '{name}' sums to {sum(sizes)}, but the op has {count} {kind}s"
+    return None
+
+
 def op_base(dialect: type, name: str) -> type:
-    """The base class of `dialect`'s ops, carrying `GraphOp`'s methods."""
+    """The base class of `dialect`'s ops, carrying `GraphOp`'s methods.
+
+    Every graph op is `Pure` (no memory effects, speculatable): the ops have value semantics,
+    results are new values and no operand is written, so CSE merges identical ops and DCE
+    drops unused ones. The in-place cache updates are the runtime's buffer decision on donated
+    inputs, made after the IR (see `mla.cache_update`).
+    """
     methods = {k: v for k, v in vars(GraphOp).items() if not k.startswith("__") or k == "__doc__"}
-    return type(name, (dialect.Operation,), methods)
+    return type(name, (dialect.Operation,), methods, traits=[ext.Pure])
 
 
 def is_graph_op(cls: type) -> bool:
@@ -274,6 +317,8 @@ def _operand_info(value: Any, name: str) -> Any:
         info = tensor_info(value.type)
         if info is None:
             raise VerificationError(f"operand '{name}' must be a ranked tensor, got {value.type}")
+        if 0 in info.shape:
+            raise VerificationError(f"operand '{name}' has a zero-sized dimension ({info})")
         return info
     return [_operand_info(v, f"{name}[{i}]") for i, v in enumerate(value)]
 

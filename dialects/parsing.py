@@ -3,6 +3,7 @@ printing with the model's source locations."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,34 @@ def parse_module(text: str, source_name: str = "-", context: ir.Context | None =
 _SILENT_FAILURE = Diagnostic("error", "invalid MLIR: the parser stopped without saying where")
 
 
+# MLIR's parser recurses once per nesting level of attributes, types and regions; a few
+# thousand levels overflow the stack and kill the process. Real modules nest a few dozen deep.
+MAX_NESTING = 256
+_NESTING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|->|[\[({<]|[\])}>]')
+
+
+def nesting_problem(text: str, source_name: str) -> Diagnostic | None:
+    """An error where `text` nests brackets deeper than `MAX_NESTING`, checked before MLIR
+    parses it (strings and comments do not count); None if it does not."""
+    depth = 0
+    for m in _NESTING_TOKENS.finditer(text):
+        token = m.group()
+        if token in "[({<":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = text.count("\n", 0, m.start()) + 1
+                col = m.start() - text.rfind("\n", 0, m.start())
+                message = f"nesting deeper than {MAX_NESTING} levels (brackets, types, regions)"
+                return Diagnostic("error", message, f"{source_name}:{line}:{col}")
+        elif token in "])}>":
+            depth = max(depth - 1, 0)
+    return None
+
+
 def _parse(text: str, source_name: str) -> Any:
+    too_deep = nesting_problem(text, source_name)
+    if too_deep is not None:
+        raise SourceError([too_deep], source_name)
     try:
         return ir.Operation.parse(text, source_name=source_name)
     except ir.MLIRError as err:

@@ -50,8 +50,8 @@ class MlaAbsorbWeightsOptions:
     premultiply: Literal["auto", "always", "never"] = option(
         "auto", "pre-multiply W_UK^T W_UQ and W_O W_UV when cheaper, or always/never"
     )
-    peak_tflops: float = option(989.0, "compute roof of the cost model (TFLOP/s)")
-    bandwidth_gbs: float = option(3350.0, "memory roof of the cost model (GB/s)")
+    peak_tflops: float = option(989.0, "compute roof of the cost model (TFLOP/s)", positive=True)
+    bandwidth_gbs: float = option(3350.0, "memory roof of the cost model (GB/s)", positive=True)
 
 
 def run(module: ir.Operation, options: MlaAbsorbWeightsOptions) -> None:

@@ -40,6 +40,8 @@ class MlaFuseRopeOptions:
         0,
         "table length for attention without a KV cache, whose positions nothing else bounds "
         "(0: leave those rotations unfused)",
+        min=0,
+        max=1 << 20,
     )
 
 

@@ -57,18 +57,30 @@ class MoeGroupExpertsOptions:
     """Options of `--moe-group-experts`."""
 
     block_size: int = option(
-        16, "rows per block: each expert's dispatched segment is padded to a multiple of it"
+        16,
+        "rows per block: each expert's dispatched segment is padded to a multiple of it",
+        positive=True,
+        max=4096,
     )
     merge_shared: bool = option(
         True,
         "merge shared experts (moe.mlp added to the routed "
         "output) into the grouped form where legal",
     )
-    groups: int = option(1, "compute groups (cores, chips) to place experts on; 1 = no placement")
-    histogram: tuple[float, ...] = option(
-        (), "per-expert token counts from a calibration run (comma-separated); empty = uniform load"
+    groups: int = option(
+        1,
+        "compute groups (cores, chips) to place experts on; 1 = no placement",
+        positive=True,
+        max=65536,
     )
-    replicate: int = option(0, "at most this many extra replicas of hot experts when placing")
+    histogram: tuple[float, ...] = option(
+        (),
+        "per-expert token counts from a calibration run (comma-separated); empty = uniform load",
+        min=0,
+    )
+    replicate: int = option(
+        0, "at most this many extra replicas of hot experts when placing", min=0, max=65536
+    )
 
     def __post_init__(self) -> None:
         if self.block_size <= 0:

@@ -134,11 +134,11 @@ def make_step(name: str, options_text: str = "", nested: str | None = None) -> S
     if info is not None:
         if nested is not None:
             raise PipelineParseError(f"'{name}' is a pass, not an op to nest a pipeline under")
-        raw = {}
+        raw = []
         for item in split_top_level(options_text, " \t\n,"):
             if item.strip():
                 key, _, value = item.strip().partition("=")
-                raw[key.strip()] = value
+                raw.append((key.strip(), value))
         try:
             options = info.make_options(raw)
         except OptionError as err:
@@ -147,6 +147,8 @@ def make_step(name: str, options_text: str = "", nested: str | None = None) -> S
         return Step(name, f"{name}{{{opts}}}" if opts else name, info, options)
     text = name + (f"{{{options_text}}}" if options_text else "")
     text += f"({nested})" if nested is not None else ""
+    if nested is not None:
+        _check_nesting(name, nested)
     _check_upstream(name, text)
     return Step(name, text)
 
@@ -196,6 +198,27 @@ def _matching(text: str, open_: str, close: str, element: str) -> int:
         if depth == 0:
             return i
     raise PipelineParseError(f"unbalanced '{open_}' in pipeline element '{element}'")
+
+
+# Ops that can never sit inside an op of the key's kind, so a pipeline nested that way would
+# silently run on nothing.
+_CANNOT_CONTAIN = {"func.func": ("builtin.module", "func.func")}
+
+
+def _check_nesting(anchor: str, nested: str) -> None:
+    """Rejects nested pipelines anchored on ops that cannot occur inside `anchor`."""
+    for element in split_top_level(nested, ","):
+        if not element.strip():
+            continue
+        name, _, inner = _split_element(element)
+        if inner is None:
+            continue
+        if name in _CANNOT_CONTAIN.get(anchor, ()):
+            raise PipelineParseError(
+                f"'{name}(...)' nested in '{anchor}(...)' would run on nothing: "
+                f"a '{anchor}' never contains a '{name}'"
+            )
+        _check_nesting(name, inner)
 
 
 def _check_upstream(name: str, text: str) -> None:

@@ -55,7 +55,11 @@ class QuantizeFp8Options:
     """Options of `--quantize-fp8`."""
 
     weight_block: int = option(
-        128, "block size B: weights get BxB block scales, activations 1xB (per token)"
+        128,
+        "block size B: weights get BxB block scales, activations 1xB (per token)",
+        positive=True,
+        max=4096,
+        power_of_two=True,
     )
     pow2_scale: bool = option(False, "round scales up to powers of two")
     exclude: tuple[str, ...] = option(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
 import types
 import typing
@@ -59,11 +60,25 @@ class OptionError(ValueError):
     """A pass option that does not exist or whose value does not parse or validate."""
 
 
-def option(default: Any, doc: str) -> Any:
-    """A pass option field: ``name: int = option(4, "what it does")``."""
+def option(
+    default: Any,
+    doc: str,
+    *,
+    positive: bool = False,
+    min: float | None = None,  # noqa: A002 - the option's metadata reads best this way
+    max: float | None = None,  # noqa: A002
+    power_of_two: bool = False,
+) -> Any:
+    """A pass option field: ``name: int = option(4, "what it does", positive=True)``.
+
+    The keyword arguments declare the values that make sense; every value given on a command
+    line or in a pipeline is checked against them (`check_option_value`), and floats must be
+    finite whatever is declared. For a tuple option they apply to each element.
+    """
     if isinstance(default, (list, dict, set)):
         raise TypeError("option defaults must be immutable (use a tuple)")
-    return field(default=default, metadata={"help": doc})
+    limits = {"positive": positive, "min": min, "max": max, "power_of_two": power_of_two}
+    return field(default=default, metadata={"help": doc, "limits": limits})
 
 
 @dataclass(frozen=True)
@@ -80,10 +95,24 @@ class OptionInfo:
     type: Any
     default: Any
     help: str
+    limits: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def type_name(self) -> str:
         return _type_name(self.type)
+
+    @property
+    def limits_text(self) -> str:
+        """The declared range in words, e.g. ``power of two, <= 1024`` ("" if none)."""
+        parts = []
+        if self.limits.get("positive"):
+            parts.append("> 0")
+        for key, sign in (("min", ">="), ("max", "<=")):
+            if self.limits.get(key) is not None:
+                parts.append(f"{sign} {self.limits[key]}")
+        if self.limits.get("power_of_two"):
+            parts.append("power of two")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -124,25 +153,30 @@ class PassInfo:
                 type=hints[f.name],
                 default=f.default,
                 help=f.metadata.get("help", ""),
+                limits=dict(f.metadata.get("limits", {})),
             )
             for f in dataclasses.fields(self.options)
         ]
 
-    def make_options(self, raw: dict[str, str] | None = None) -> Any:
-        """Builds the options instance from ``{name: text}`` (kebab or snake names).
+    def make_options(self, raw: dict[str, str] | list[tuple[str, str]] | None = None) -> Any:
+        """Builds the options instance from ``{name: text}`` or ``[(name, text), ...]`` (kebab
+        or snake names), checking each value against the option's declared limits.
 
         Raises:
             OptionError: naming the unknown option or the value that does not parse/validate.
         """
         infos = {o.name: o for o in self.option_infos()}
         values: dict[str, Any] = {}
-        for name, text in (raw or {}).items():
+        pairs = list(raw.items()) if isinstance(raw, dict) else list(raw or [])
+        for name, text in pairs:
             opt = infos.get(name.replace("_", "-"))
             if opt is None:
                 known = ", ".join(infos) or "none"
                 raise OptionError(
                     f"pass '{self.flag}' has no option '{name}' (its options: {known})"
                 )
+            if opt.field_name in values:
+                raise OptionError(f"pass '{self.flag}': option '{opt.name}' is given twice")
             try:
                 values[opt.field_name] = parse_value(text, opt.type)
             except ValueError as err:
@@ -150,6 +184,11 @@ class PassInfo:
                     f"pass '{self.flag}': bad value '{text}' for option '{opt.name}' "
                     f"({opt.type_name}): {err}"
                 ) from None
+        for opt in infos.values():
+            if opt.field_name in values:
+                problem = check_option_value(opt, values[opt.field_name])
+                if problem:
+                    raise OptionError(f"pass '{self.flag}': option '{opt.name}' {problem}")
         try:
             return self.options(**values)
         except (ValueError, TypeError) as err:
@@ -287,6 +326,30 @@ def parse_value(text: str, kind: Any) -> Any:
     if kind is str:
         return _unquote(text)
     raise ValueError(f"unsupported option type {kind}")
+
+
+def check_option_value(opt: OptionInfo, value: Any) -> str:
+    """What is wrong with `value` for `opt` ("must be positive, got 0"), or "" if nothing."""
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            problem = check_option_value(opt, item)
+            if problem:
+                return f"entry {i} {problem}"
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    limits = opt.limits
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be finite, got {value}"
+    if limits.get("positive") and value <= 0:
+        return f"must be positive, got {value}"
+    if limits.get("min") is not None and value < limits["min"]:
+        return f"must be >= {limits['min']}, got {value}"
+    if limits.get("max") is not None and value > limits["max"]:
+        return f"must be <= {limits['max']}, got {value}"
+    if limits.get("power_of_two") and (value <= 0 or int(value) & (int(value) - 1) or value % 1):
+        return f"must be a power of two, got {value}"
+    return ""
 
 
 def format_value(value: Any) -> str:

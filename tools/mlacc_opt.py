@@ -13,6 +13,7 @@ torch: the tool starts in a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -137,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null, so the interpreter's final flush of the unwritable buffer
+    adds no second message."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _error(message: str) -> None:
     print(f"{TOOL}: error: {message}", file=sys.stderr)
 
@@ -152,6 +162,10 @@ def _main(argv: list[str]) -> int:
     try:
         if args.pipeline is not None:
             steps = parse_pipeline(args.pipeline)
+            if not steps:
+                raise UsageError(
+                    "--pass-pipeline is empty: name at least one pass, or leave it out"
+                )
         else:
             steps = [_flag_step(name, value, make_step) for name, value in args.pass_flags]
     except PipelineParseError as err:
@@ -193,25 +207,56 @@ def _flag_step(name: str, value: str, make_step: Any) -> Any:
         raise
 
 
+# Larger inputs are refused rather than read until memory runs out (think `/dev/zero`).
+MAX_INPUT_BYTES = 1 << 30
+_READ_CHUNK = 1 << 20
+
+
 def _read_input(path: str) -> str | None:
+    """The input as text, or None after one error line (unreadable, binary, not UTF-8, huge)."""
+    name = "<stdin>" if path == "-" else f"'{path}'"
     try:
         if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+            data = _read_limited(sys.stdin.buffer, name)
+        else:
+            with open(path, "rb") as f:
+                data = _read_limited(f, name)
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        _error(f"'{path}' is not UTF-8 text (MLIR bytecode is not supported)")
+        _error(f"{name} is not UTF-8 text (MLIR bytecode is not supported)")
+    except UsageError as err:
+        _error(str(err))
     except OSError as err:
-        _error(f"cannot open input file '{path}': {err.strerror or err}")
+        _error(f"cannot open input file {name}: {err.strerror or err}")
     return None
+
+
+def _read_limited(stream: Any, name: str) -> bytes:
+    """Reads `stream` to its end in chunks, refusing NUL bytes and more than MAX_INPUT_BYTES."""
+    chunks, size = [], 0
+    while chunk := stream.read(_READ_CHUNK):
+        if b"\0" in chunk:
+            raise UsageError(f"{name} is not MLIR text: it contains NUL bytes")
+        size += len(chunk)
+        if size > MAX_INPUT_BYTES:
+            raise UsageError(f"{name} is larger than {MAX_INPUT_BYTES >> 30} GiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _write_output(path: str, text: str, ok: bool) -> int:
     from ..fileio import write_atomic
 
     if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            _error(f"cannot write the output to stdout: {err.strerror or err}")
+            _silence_stdout()
+            return 1
         return 0 if ok else 1
     if not ok:
         return 1  # nothing written: no partial output file
@@ -345,7 +390,13 @@ def expected_diagnostics(text: str, source_name: str) -> tuple[list[Expected], l
             continue
         kind, is_re, designator, text_ = m.group(1), m.group(2), m.group(4), m.group(5)
         where = f"{source_name}:{number}:{m.start() + 1}"
-        e = Expected(kind, text_, number, where, _mlir_regex(text_) if is_re else None)
+        try:
+            regex = _mlir_regex(text_) if is_re else None
+        except re.error as err:
+            msg = f"invalid regex in expected-{kind}-re directive: {err}"
+            problems.append(Diagnostic("error", msg, where))
+            continue
+        e = Expected(kind, text_, number, where, regex)
         if designator is None:
             pass
         elif designator == "above":
@@ -413,7 +464,9 @@ def help_text() -> str:
     for info in all_passes():
         out.append(f"  --{info.flag:<28} {info.summary}\n")
         for opt in info.option_infos():
-            default = "" if opt.default == "" else f" (default: {opt.default})"
+            notes = [f"default: {opt.default}"] if opt.default != "" else []
+            notes += [opt.limits_text] if opt.limits_text else []
+            default = f" ({'; '.join(notes)})" if notes else ""
             out.append(f"      {opt.name}=<{opt.type_name}>".ljust(33) + f"{opt.help}{default}\n")
     out.append(
         "\n  Upstream MLIR passes (canonicalize, cse, symbol-dce, inline, ...) and nested\n"

@@ -82,3 +82,84 @@ func.func @router$no_segment_sizes(%x: tensor<4x64xf32>, %gate: tensor<8x64xf32>
     : (tensor<4x64xf32>, tensor<8x64xf32>) -> (tensor<4x2xf32>, tensor<4x2xi64>)
   return %w, %i : tensor<4x2xf32>, tensor<4x2xi64>
 }
+
+// -----
+
+// IRDL does not check result segment sizes; our verifier does.
+func.func @attention$result_segments_three_entries(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tensor<96x64xf32>,
+                        %wkv_a: tensor<40x64xf32>, %kv_norm: tensor<32xf32>,
+                        %wkv_b: tensor<128x32xf32>, %wo: tensor<64x64xf32>) -> tensor<1x4x64xf32> {
+  // expected-error @+1 {{attribute 'resultSegmentSizes' must have 2 entries, got 3}}
+  %out = "mla.attention"(%x, %pos, %wkv_a, %kv_norm, %wkv_b, %wo, %wq) {
+      num_heads = 4 : i64, q_lora_rank = 0 : i64, kv_lora_rank = 32 : i64,
+      qk_nope_head_dim = 16 : i64, qk_rope_head_dim = 8 : i64, v_head_dim = 16 : i64,
+      softmax_scale = 0.2041241452 : f64, eps = 1.0e-6 : f64,
+      rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
+              original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
+              cos_sin_scale = 1.0 : f64, truncate = true},
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
+      resultSegmentSizes = array<i32: 1, 0, 0>}
+    : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
+       tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
+  return %out : tensor<1x4x64xf32>
+}
+
+// -----
+
+func.func @attention$result_segments_required_result_zero(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tensor<96x64xf32>,
+                        %wkv_a: tensor<40x64xf32>, %kv_norm: tensor<32xf32>,
+                        %wkv_b: tensor<128x32xf32>, %wo: tensor<64x64xf32>) -> tensor<1x4x64xf32> {
+  // expected-error @+1 {{attribute 'resultSegmentSizes' entry 0 must be 1, got 0}}
+  %out = "mla.attention"(%x, %pos, %wkv_a, %kv_norm, %wkv_b, %wo, %wq) {
+      num_heads = 4 : i64, q_lora_rank = 0 : i64, kv_lora_rank = 32 : i64,
+      qk_nope_head_dim = 16 : i64, qk_rope_head_dim = 8 : i64, v_head_dim = 16 : i64,
+      softmax_scale = 0.2041241452 : f64, eps = 1.0e-6 : f64,
+      rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
+              original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
+              cos_sin_scale = 1.0 : f64, truncate = true},
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
+      resultSegmentSizes = array<i32: 0, 1>}
+    : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
+       tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
+  return %out : tensor<1x4x64xf32>
+}
+
+// -----
+
+func.func @attention$result_segments_negative_entry(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tensor<96x64xf32>,
+                        %wkv_a: tensor<40x64xf32>, %kv_norm: tensor<32xf32>,
+                        %wkv_b: tensor<128x32xf32>, %wo: tensor<64x64xf32>) -> tensor<1x4x64xf32> {
+  // expected-error @+1 {{attribute 'resultSegmentSizes' entry 1 must be 0 or 1, got -1}}
+  %out = "mla.attention"(%x, %pos, %wkv_a, %kv_norm, %wkv_b, %wo, %wq) {
+      num_heads = 4 : i64, q_lora_rank = 0 : i64, kv_lora_rank = 32 : i64,
+      qk_nope_head_dim = 16 : i64, qk_rope_head_dim = 8 : i64, v_head_dim = 16 : i64,
+      softmax_scale = 0.2041241452 : f64, eps = 1.0e-6 : f64,
+      rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
+              original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
+              cos_sin_scale = 1.0 : f64, truncate = true},
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
+      resultSegmentSizes = array<i32: 1, -1>}
+    : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
+       tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
+  return %out : tensor<1x4x64xf32>
+}
+
+// -----
+
+func.func @attention$result_segments_i64(%x: tensor<1x4x64xf32>, %pos: tensor<1x4xi64>, %wq: tensor<96x64xf32>,
+                        %wkv_a: tensor<40x64xf32>, %kv_norm: tensor<32xf32>,
+                        %wkv_b: tensor<128x32xf32>, %wo: tensor<64x64xf32>) -> tensor<1x4x64xf32> {
+  // expected-error @+1 {{attribute 'resultSegmentSizes' must be an array<i32: ...>, got array<i64: 1, 0>}}
+  %out = "mla.attention"(%x, %pos, %wkv_a, %kv_norm, %wkv_b, %wo, %wq) {
+      num_heads = 4 : i64, q_lora_rank = 0 : i64, kv_lora_rank = 32 : i64,
+      qk_nope_head_dim = 16 : i64, qk_rope_head_dim = 8 : i64, v_head_dim = 16 : i64,
+      softmax_scale = 0.2041241452 : f64, eps = 1.0e-6 : f64,
+      rope = {layout = "interleaved", theta = 10000.0 : f64, factor = 1.0 : f64,
+              original_seq_len = 4096 : i64, beta_fast = 32.0 : f64, beta_slow = 1.0 : f64,
+              cos_sin_scale = 1.0 : f64, truncate = true},
+      operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0>,
+      resultSegmentSizes = array<i64: 1, 0>}
+    : (tensor<1x4x64xf32>, tensor<1x4xi64>, tensor<40x64xf32>, tensor<32xf32>, tensor<128x32xf32>,
+       tensor<64x64xf32>, tensor<96x64xf32>) -> tensor<1x4x64xf32>
+  return %out : tensor<1x4x64xf32>
+}

@@ -16,7 +16,7 @@
 // BOUNDED-NOT: "mla.rotary_embedding"
 // BOUNDED: "mla.decoupled_attention"
 // BOUNDED-SAME: rope_layout = "interleaved"
-// BAD: error: max-positions must be >= 0, got -1
+// BAD: error: pass 'mla-fuse-rope': option 'max-positions' must be >= 0, got -1
 
 // Reuses the mla.attention inputs of mla-absorb-weights.mlir (absorbed decode, un-absorbed
 // prefill with and without a cache). After fusion no rotation remains where its consumers can

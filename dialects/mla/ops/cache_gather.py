@@ -7,7 +7,7 @@ from ..cache import cache_slots
 from ..dialect import MlaOp
 
 
-class CacheGatherOp(MlaOp, name="cache_gather", traits=[ext.Pure]):
+class CacheGatherOp(MlaOp, name="cache_gather"):
     """Reads every sequence's slots of a paged latent cache into a contiguous tensor.
 
     ``cache`` is a pool ``[N, block_size, E]`` and ``block_table`` ``[B, M]``; the result is

@@ -13,8 +13,9 @@ class CacheUpdateOp(MlaOp, name="cache_update"):
 
     ``cache`` is ``[B, T, E]``, ``entries`` ``[B, S, E]``, ``positions`` ``[B, S]``; the result
     is ``cache`` with ``result[b, positions[b,i]] = entries[b,i]``. For MLA the entry is the
-    latent ``[c_kv; k_pe]`` (``E = kv_lora_rank + qk_rope_head_dim``); the runtime updates its
-    buffer in place.
+    latent ``[c_kv; k_pe]`` (``E = kv_lora_rank + qk_rope_head_dim``). Pure in the IR: ``cache``
+    is read, never written, and an unused result may be dropped; writing the runtime's buffer in
+    place is the targets' decision for donated inputs, after the IR (docs/execution-contract.md).
 
     Paged layout: with ``block_table`` ``[B, M]``, ``cache`` is a pool ``[N, block_size, E]``
     and slot ``j`` of sequence ``b`` is ``cache[block_table[b, j // block_size], j %

@@ -1,7 +1,15 @@
 """`mla.rms_norm`."""
 
 from ..._mlir import ext, ir
-from ...base import AnyTensor, build, expect, expect_dim, expect_float, expect_rank
+from ...base import (
+    AnyTensor,
+    build,
+    expect,
+    expect_dim,
+    expect_float,
+    expect_rank,
+    expect_static,
+)
 from ...types import TensorInfo
 from ..dialect import MlaOp
 
@@ -24,6 +32,7 @@ class RmsNormOp(MlaOp, name="rms_norm"):
         expect_float(x, "x")
         expect_float(weight, "weight")
         expect_rank(weight, "weight", 1)
+        expect_static(weight, "weight")
         expect(x.rank >= 1, f"x must have rank >= 1, got {x}")
         expect_dim(weight.shape[0], x.shape[-1], "weight size")
         expect(eps > 0, f"attribute 'eps' must be positive, got {eps}")

@@ -9,7 +9,7 @@ from ..dialect import MlaOp
 from ..rope import check_rope
 
 
-class RopeTablesOp(MlaOp, name="rope_tables", traits=[ext.Pure]):
+class RopeTablesOp(MlaOp, name="rope_tables"):
     """Precomputed rotary-embedding tables: the constants of a fused RoPE (`--mla-fuse-rope`).
 
     ``cos[p, i]`` and ``sin[p, i]`` (fp32, ``[max_positions, dim / 2]``) are the cosine and sine
@@ -17,8 +17,8 @@ class RopeTablesOp(MlaOp, name="rope_tables", traits=[ext.Pure]):
     (base, YaRN correction) and the ``cos_sin_scale`` multiplier of the ``rope`` attribute (see
     `mlacc.dialects.mla.rope`); ``dim`` is the rotary dimension. The tables do not depend on
     the pairing layout: the consumer (`mla.latent_attention`, `mla.decoupled_attention`,
-    `mla.cache_update`) names it in its ``rope_layout`` attribute. Pure: no operands, so
-    identical ops fold into one under CSE.
+    `mla.cache_update`) names it in its ``rope_layout`` attribute. Like every graph op it is
+    pure, so identical tables merge into one under CSE.
     """
 
     rope: ir.DictAttr

@@ -1,0 +1,4 @@
+func.func @f() {
+  // expected-error-re {{foo {{[a-}}}}
+  return
+}

@@ -7,7 +7,6 @@ as ``deepseek-v3-tiny``, a ``.pt2`` file or an ``ExportedProgram`` (imported as 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from .dialects._mlir import ir
 from .dialects.parsing import SourceError, parse_module
 from .runtime.errors import CompileError
+from .safe_pt2 import load_exported_program
 
 
 @dataclass
@@ -54,7 +54,7 @@ def import_model(
         if text.endswith(".pt2"):
             from .frontend import custom_ops  # noqa: F401 - registers mlacc:: ops for loading
 
-            program = _load_pt2(_existing(text))
+            program = load_exported_program(_existing(text))
             return _import_program(program, str(text), progress)
         if isinstance(model, str) and ("func.func" in model or "module" in model):
             return ImportedModel(parse_mlir(model, "<string>"), "<string>")
@@ -163,23 +163,6 @@ def _import_program(program, source: str, progress) -> ImportedModel:
         on_meta=on_meta,
         entry_points=captured.entry_points,
     )
-
-
-def _load_pt2(path: Path):
-    import torch
-
-    export_log = logging.getLogger("torch.export")
-    level = export_log.level
-    export_log.setLevel(logging.CRITICAL)  # torch logs its own traceback before raising
-    try:
-        return torch.export.load(str(path))
-    except Exception as err:  # noqa: BLE001 - any unreadable .pt2 is one error line
-        raise CompileError(
-            f"{path}: cannot load the exported program ({type(err).__name__}: "
-            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})"
-        ) from None
-    finally:
-        export_log.setLevel(level)
 
 
 def _existing(text: str) -> Path:

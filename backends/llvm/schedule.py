@@ -87,7 +87,7 @@ def _dim_positions(amap: ir.AffineMap) -> list[int | None]:
 
 def _is_contraction(op: ir.Operation) -> bool:
     """A generic with one output whose body accumulates ``out + a * b`` (elementwise
-    prologues on the inputs, e.g. the softmax normalization fused into ``p · V``, allowed)."""
+    prologues on the inputs, e.g. a scale or an exp fused into its consumer, allowed)."""
     names = [o.name for o in op.regions[0].blocks[0].operations]
     if any(n.startswith(("tensor.", "linalg.index", "scf.")) for n in names):
         return False  # gathers (e.g. moe.combine) stay loops

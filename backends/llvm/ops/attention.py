@@ -12,7 +12,7 @@ slot into its blocks; block ids outside the pool are clamped on reads and skippe
 
 from __future__ import annotations
 
-from ..emit import TT, Names, dims, einsum, empty, extract_slice, f32, filled, generic
+from ..emit import TT, Names, dims, einsum, empty, extract_slice, f32, filled, from_f32, generic
 from . import Kernel, lowering
 from .rope import rotate
 
@@ -107,7 +107,7 @@ def kv_expand(k: Kernel) -> list[str]:
     return lines
 
 
-def _softmax_rows(
+def _softmax_parts(
     lines: list[str],
     names: Names,
     scores: str,
@@ -115,11 +115,14 @@ def _softmax_rows(
     visible: list[str],
     vis_ins: list[tuple[str, TT, str]],
     scale: float,
-) -> tuple[str, TT]:
-    """p = masked softmax over the last dim of fp32 ``scores [b,s,h,t]`` times `scale`.
+) -> tuple[str, str, TT]:
+    """The masked softmax over the last dim of fp32 ``scores [b,s,h,t]`` times `scale`, not
+    yet normalized: ``(exp(x - rowmax) [b,s,h,t], rowsum [b,s,h], rowsum type)``.
 
     `visible` is body text defining ``%vis`` (i1) from ``%i0..%i3`` (loop indices) and the
-    block arguments ``%in1...`` of `vis_ins`. Invisible keys get 0; all-invisible rows 0.
+    block arguments ``%in1...`` of `vis_ins`. Invisible keys get 0 (an all-invisible row sums
+    to 0). The caller divides the weighted sum by the row sum (`_normalized`): one division
+    per output instead of one per probability, and a plain contraction in between.
     """
     ident = dims(0, 1, 2, 3)
     rows_t = st.like(st.shape[:-1])
@@ -185,26 +188,34 @@ def _softmax_rows(
             ["%a"],
         )
     )
-    p0 = empty(lines, names, st)
+    return ex, sm_, rows_t
+
+
+def _normalized(
+    lines: list[str], names: Names, acc: str, acc_t: TT, rowsum: str, rows_t: TT, elem: str
+) -> tuple[str, TT]:
+    """``acc [b,s,h,d] / rowsum [b,s,h]`` (0 where the row saw no key), cast to `elem`."""
+    out_t = acc_t.like(elem=elem)
     body = [
         "%z = arith.constant 0.000000e+00 : f32",
         "%pos = arith.cmpf ogt, %in1, %z : f32",
         "%q = arith.divf %in0, %in1 : f32",
         "%r = arith.select %pos, %q, %z : f32",
     ]
-    p = names("probs")
+    y = from_f32(body, names, "%r", elem)
+    out = names("ctx")
     lines.append(
         generic(
-            p,
+            out,
             4,
-            [(ex, st, ident), (sm_, rows_t, dims(0, 1, 2))],
-            [(p0, st, ident)],
+            [(acc, acc_t, dims(0, 1, 2, 3)), (rowsum, rows_t, dims(0, 1, 2))],
+            [(empty(lines, names, out_t), out_t, dims(0, 1, 2, 3))],
             "pppp",
             body,
-            ["%r"],
+            [y],
         )
     )
-    return p, st
+    return out, out_t
 
 
 def _key_mask_visible(k: Kernel, first_in: int) -> tuple[list[str], list[tuple[str, TT, str]]]:
@@ -254,7 +265,7 @@ def latent_attention(k: Kernel) -> list[str]:
         f"%vis0 = arith.cmpi sle, %tpos, %in1 : {pt.elem}",
         *mask_lines,
     ]
-    p, pst = _softmax_rows(
+    ex, rowsum, rows_t = _softmax_parts(
         lines,
         names,
         total,
@@ -263,7 +274,8 @@ def latent_attention(k: Kernel) -> list[str]:
         [(pos, pt, dims(0, 1)), *mask_ins],
         float(k.attrs["softmax_scale"]),
     )
-    ctx, ctxt = einsum(lines, names, "bsht,btc->bshc", p, pst, lat, latt, qt.elem)
+    acc, acct = einsum(lines, names, "bsht,btc->bshc", ex, st, lat, latt)
+    ctx, ctxt = _normalized(lines, names, acc, acct, rowsum, rows_t, qt.elem)
     lines.append(f"return {ctx} : {ctxt}")
     return lines
 
@@ -309,7 +321,7 @@ def decoupled_attention(k: Kernel) -> list[str]:
             f"%vis0 = arith.cmpi sle, %kp64, %in1 : {qpt.elem}",
             *mask_lines,
         ]
-    p, pst = _softmax_rows(
+    ex, rowsum, rows_t = _softmax_parts(
         lines,
         names,
         total,
@@ -319,7 +331,8 @@ def decoupled_attention(k: Kernel) -> list[str]:
         float(k.attrs["softmax_scale"]),
     )
     # d innermost: rows of V are read contiguously (the schedule leaves this form to LLVM)
-    out, out_t = einsum(lines, names, "bsht,bthd->bshd", p, pst, v, vt, qnt.elem, order="bshtd")
+    acc, acct = einsum(lines, names, "bsht,bthd->bshd", ex, st, v, vt, order="bshtd")
+    out, out_t = _normalized(lines, names, acc, acct, rowsum, rows_t, qnt.elem)
     lines.append(f"return {out} : {out_t}")
     return lines
 

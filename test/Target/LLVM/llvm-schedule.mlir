@@ -49,20 +49,21 @@ func.func @gemv(%x: !torch.vtensor<[1,2048],f32>) -> !torch.vtensor<[1,1024],f32
 
 // -----
 
-// Latent attention: the scores (q · latent^T, K innermost in both) are "dot" schedules; p · V
-// (the output's columns innermost in the latent cache) is an "outer" schedule: a 4x32
-// accumulator carried over the keys one at a time, the softmax normalization fused into it
-// (linalg-fuse-elementwise-ops) as a vectorized prologue.
+// Latent attention: the scores (q · latent^T, K innermost in both) are "dot" schedules;
+// exp(scores - max) · V (the output's columns innermost in the latent cache) is an "outer"
+// schedule: a 4x32 accumulator carried over the keys one at a time, with no division inside;
+// the row sum divides the accumulated output once per element afterwards.
 
 // CHECK-LABEL: func.func private @__llvm_mla_latent_attention
 // CHECK: iter_args(%{{.*}} = %{{.*}}) -> (vector<4x4x16xf32>)
 // CHECK: vector.reduction <add>
 // CHECK: scf.for %{{.*}} = %c0 to %c64 step %c32
 // CHECK: scf.for %{{.*}} = %c0 to %c32 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (vector<4x32xf32>)
-// CHECK: arith.divf %{{.*}}, %{{.*}} : vector<4x32x1xf32>
+// CHECK-NOT: arith.divf
 // CHECK: arith.mulf {{.*}} : vector<4x32x1xf32>
 // CHECK: arith.addf %{{.*}}, %{{.*}} : vector<4x32xf32>
 // CHECK: vector.transfer_write
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
 func.func @latent(%q: !torch.vtensor<[1,4,4,64],f32>, %qpe: !torch.vtensor<[1,4,4,16],f32>, %kv: !torch.vtensor<[1,32,80],f32>, %p: !torch.vtensor<[1,4],si64>) -> !torch.vtensor<[1,4,4,64],f32> {
   %o = "mla.latent_attention"(%q, %qpe, %kv, %p) {kv_lora_rank = 64 : i64, softmax_scale = 0.25 : f64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>, rope_layout = "none"} : (!torch.vtensor<[1,4,4,64],f32>, !torch.vtensor<[1,4,4,16],f32>, !torch.vtensor<[1,32,80],f32>, !torch.vtensor<[1,4],si64>) -> !torch.vtensor<[1,4,4,64],f32>
   return %o : !torch.vtensor<[1,4,4,64],f32>

@@ -52,7 +52,9 @@ def load_exported_program(path: Path) -> Any:
     export_log.setLevel(logging.CRITICAL)  # torch logs its own traceback before raising
     try:
         with _weights_only_unpickling():
-            return torch.export.load(str(path))
+            program = torch.export.load(str(path))
+        _check_program(program)
+        return program
     except _Refused as err:
         raise CompileError(f"{path}: refusing to load: {err} (unpickling can run code)") from None
     except Exception as err:  # noqa: BLE001 - any unreadable .pt2 is one error line
@@ -61,6 +63,17 @@ def load_exported_program(path: Path) -> Any:
         raise CompileError(f"{path}: cannot load the exported program ({detail})") from None
     finally:
         export_log.setLevel(level)
+
+
+def _check_program(program: Any) -> None:
+    """The parts of the program the importer reads are there (torch's deserializer accepts an
+    archive whose call signature or graph signature is missing or inconsistent)."""
+    if not hasattr(program, "module_call_graph"):
+        raise ValueError(f"the archive's model is a {type(program).__name__}, not a program")
+    if not program.module_call_graph or program.module_call_graph[0].signature is None:
+        raise ValueError("the exported program has no call signature")
+    program.call_spec  # noqa: B018 - raises for an inconsistent signature
+    program.validate()
 
 
 def pickled_entry(path: Path) -> str:

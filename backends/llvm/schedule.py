@@ -239,6 +239,7 @@ def _script(plans: list[Plan]) -> str:
         "  transform.apply_patterns.vector.lower_outerproduct",
         '  transform.apply_patterns.vector.lower_transpose lowering_strategy = "eltwise"',
         "  transform.apply_patterns.vector.lower_broadcast",
+        "  transform.apply_patterns.vector.drop_unit_dims_with_shape_cast",
         "  transform.apply_patterns.vector.cast_away_vector_leading_one_dim",
         "  transform.apply_patterns.canonicalization",
         f"}} {{{BOUND}}} : {any_op}",

@@ -60,8 +60,8 @@ func.func @gemv(%x: !torch.vtensor<[1,2048],f32>) -> !torch.vtensor<[1,1024],f32
 // CHECK: scf.for %{{.*}} = %c0 to %c64 step %c32
 // CHECK: scf.for %{{.*}} = %c0 to %c32 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (vector<4x32xf32>)
 // CHECK-NOT: arith.divf
-// CHECK: arith.mulf {{.*}} : vector<4x32x1xf32>
-// CHECK: arith.addf %{{.*}}, %{{.*}} : vector<4x32xf32>
+// CHECK: arith.mulf {{.*}} : vector<4x32xf32>
+// CHECK-NEXT: arith.addf %{{.*}}, %{{.*}} : vector<4x32xf32>
 // CHECK: vector.transfer_write
 // CHECK: arith.divf %{{.*}}, %{{.*}} : f32
 func.func @latent(%q: !torch.vtensor<[1,4,4,64],f32>, %qpe: !torch.vtensor<[1,4,4,16],f32>, %kv: !torch.vtensor<[1,32,80],f32>, %p: !torch.vtensor<[1,4],si64>) -> !torch.vtensor<[1,4,4,64],f32> {

@@ -43,6 +43,8 @@ def load_exported_program(path: Path) -> Any:
             not load.
     """
     problem = pickled_entry(path)
+    if problem.startswith("not a "):
+        raise CompileError(f"{path}: cannot load the exported program ({problem})")
     if problem:
         raise CompileError(f"{path}: refusing to load: {problem} (unpickling can run code)")
     import torch

@@ -162,7 +162,9 @@ def mutate_mlir(rng: random.Random, text: str) -> str:
 
 def _edit(rng: random.Random, kind: str, text: str, tokens: list[str]) -> str:
     lines = text.split("\n")
-    if kind in ("dup_line", "drop_line", "swap_lines") and len(lines) > 1:
+    if kind in ("dup_line", "drop_line", "swap_lines"):
+        if len(lines) < 2:
+            return text
         i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
         if kind == "dup_line":
             lines.insert(j, lines[i])
@@ -594,7 +596,11 @@ def worker(target: str, start: int, stop: int, seed: int, seed_dir: Path) -> int
     runner = Target(target, seed_dir)
     for index in range(start, stop):
         rng = random.Random(f"{seed}:{target}:{index}")
-        description, run = runner.case(rng)
+        try:
+            description, run = runner.case(rng)
+        except Exception as err:  # noqa: BLE001 - a bug of the harness, reported as such
+            print(f"harness {index} {json.dumps(f'{type(err).__name__}: {err}')}", flush=True)
+            continue
         Path(f"case.{target}.txt").write_text(description, errors="replace")
         print(f"case {index}", flush=True)
         try:
@@ -614,7 +620,14 @@ def run_target(
     target: str, count: int, args: argparse.Namespace, seed_dir: Path, findings: Path
 ) -> dict[str, Any]:
     """Runs `count` cases of `target` in workers, restarting after crashes and hangs."""
-    stats: dict[str, Any] = {"cases": 0, "crashes": 0, "hangs": 0, "findings": 0, "leftovers": []}
+    stats: dict[str, Any] = {
+        "cases": 0,
+        "crashes": 0,
+        "hangs": 0,
+        "findings": 0,
+        "harness_errors": 0,
+        "leftovers": [],
+    }
     work = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-"))
     tmp = work / "tmp"
     tmp.mkdir()
@@ -666,6 +679,10 @@ def run_target(
                 current = int(rest)
             elif word == "ok":
                 stats["cases"] += 1
+            elif word == "harness":
+                index, _, why = rest.partition(" ")
+                stats["harness_errors"] += 1
+                print(f"  harness error: {target} case {index}: {json.loads(why)[:200]}")
             elif word == "found":
                 index, _, why = rest.partition(" ")
                 stats["cases"] += 1
@@ -733,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
             results[target]["seconds"] = round(time.monotonic() - t0, 1)
     elapsed = time.monotonic() - seeded
     total = {
-        k: sum(r[k] for r in results.values()) for k in ("cases", "crashes", "hangs", "findings")
+        k: sum(r[k] for r in results.values())
+        for k in ("cases", "crashes", "hangs", "findings", "harness_errors")
     }
     leftovers = [f"{t}: {f}" for t, r in results.items() for f in r["leftovers"]]
     summary = {
@@ -743,6 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         "hangs": total["hangs"],
         "tracebacks_or_unclear_errors": total["findings"],
         "files_left_behind": leftovers,
+        "harness_errors": total["harness_errors"],
         "seconds": round(time.monotonic() - began, 1),
         "seed_seconds": round(seeded - began, 1),
         "targets": results,
@@ -760,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     bad = total["crashes"] + total["hangs"] + total["findings"] + len(leftovers)
+    bad += total["harness_errors"]
     print("fuzz campaign: " + (f"{bad} problem(s), inputs in {findings}" if bad else "no failure"))
     return 1 if bad else 0
 

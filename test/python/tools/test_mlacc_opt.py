@@ -441,3 +441,77 @@ def test_parse_module_implicit_module_and_diagnostics() -> None:
 def test_split_chunks_keep_line_numbers() -> None:
     chunks = mlacc_opt.split_chunks("a\n// -----\nb\nc\n  // -----  \nd", "// -----")
     assert [c.split("\n") for c in chunks] == [["a"], ["", "", "b", "c"], ["", "", "", "", "", "d"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _LimitedOptions:
+    block: int = option(128, "block size", positive=True, max=4096, power_of_two=True)
+    rate: float = option(1.0, "a rate", min=0.0)
+    counts: tuple[float, ...] = option((), "per-item counts", min=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("block=0", "option 'block' must be positive, got 0"),
+        ("block=96", "option 'block' must be a power of two, got 96"),
+        ("block=8192", "option 'block' must be <= 4096, got 8192"),
+        ("rate=-0.5", "option 'rate' must be >= 0.0, got -0.5"),
+        ("rate=nan", "option 'rate' must be finite, got nan"),
+        ("rate=-inf", "option 'rate' must be finite, got -inf"),
+        ("counts={1,inf}", "option 'counts' entry 1 must be finite, got inf"),
+        ("counts={1,-2}", "option 'counts' entry 1 must be >= 0, got -2.0"),
+        ("block=64 block=32", "option 'block' is given twice"),
+        ("rate=1 rate=1", "option 'rate' is given twice"),
+    ],
+)
+def test_option_limits_are_one_mechanism(
+    monkeypatch: pytest.MonkeyPatch, options: str, message: str
+) -> None:
+    """Limits declared on `option(...)` apply to any pass, without code in the pass."""
+    registry.all_passes()  # discover into the real registry before it is swapped for a copy
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_pass("test-limited", "declares limits", _LimitedOptions, lambda op, opts: None)
+    (ok,) = parse_pipeline("test-limited{block=64 rate=0 counts={0,3.5}}")
+    assert ok.options == _LimitedOptions(64, 0.0, (0.0, 3.5))
+    with pytest.raises(PipelineParseError) as info:
+        parse_pipeline(f"test-limited{{{options}}}")
+    assert str(info.value) == f"pass 'test-limited': {message}"
+
+
+def test_every_numeric_pass_option_declares_a_range() -> None:
+    """mlacc's graph passes' int and float options all say which values make sense."""
+    flags = ("mla-absorb-weights", "mla-fuse-rope", "moe-group-experts", "quantize-fp8")
+    for info in (registry.get_pass(flag) for flag in flags):
+        assert info is not None
+        for opt in info.option_infos():
+            item = opt.type
+            if getattr(item, "__origin__", None) is tuple:
+                item = item.__args__[0]
+            if item in (int, float):
+                assert opt.limits_text, f"--{info.flag} option '{opt.name}' declares no range"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "func.func @f() attributes {a = " + "[" * 50000 + "]" * 50000 + "} { return }",
+        "func.func @f(%x: " + "tuple<" * 20000 + "i32" + ">" * 20000 + ") { return }",
+        '"a.b"() ({' * 20000 + "}) : () -> ()" * 20000,
+    ],
+    ids=["attribute", "type", "region"],
+)
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path, text: str) -> None:
+    """Nesting that overflowed MLIR's recursive parser (SIGSEGV) is refused before parsing."""
+    deep = tmp_path / "deep.mlir"
+    deep.write_text(text)
+    out = tmp_path / "out.mlir"
+    proc = run_tool("mlacc-opt", str(deep), "--allow-unregistered-dialect", "-o", str(out))
+    assert_one_error_line(proc, "mlacc-opt", f"{deep}:1:", "nesting deeper than 256 levels")
+    assert not out.exists()
+
+
+def test_nesting_limit_ignores_strings_and_comments() -> None:
+    text = '// [[[[[[\nfunc.func @f() attributes {s = "' + "[" * 1000 + '"} {\n  return\n}\n'
+    with make_context():
+        parse_module(text, "strings.mlir")

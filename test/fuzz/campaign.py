@@ -620,6 +620,21 @@ def run_target(
     target: str, count: int, args: argparse.Namespace, seed_dir: Path, findings: Path
 ) -> dict[str, Any]:
     """Runs `count` cases of `target` in workers, restarting after crashes and hangs."""
+    work = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-"))
+    try:
+        return _run_workers(target, count, args, seed_dir, findings, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_workers(
+    target: str,
+    count: int,
+    args: argparse.Namespace,
+    seed_dir: Path,
+    findings: Path,
+    work: Path,
+) -> dict[str, Any]:
     stats: dict[str, Any] = {
         "cases": 0,
         "crashes": 0,
@@ -628,7 +643,6 @@ def run_target(
         "harness_errors": 0,
         "leftovers": [],
     }
-    work = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-"))
     tmp = work / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(HERE)}
@@ -704,7 +718,6 @@ def run_target(
         for p in work.rglob("*")
         if p.is_file() and not OWN_FILES.match(p.name)
     )
-    shutil.rmtree(work, ignore_errors=True)
     return stats
 
 

@@ -122,7 +122,15 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
             }
     except ArtifactError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,  # a member's compression method field names no known method
+        RuntimeError,  # a member flagged as encrypted
+    ) as err:
         raise ArtifactError(
             f"{path}: not an mlacc artifact, or truncated/corrupt ({err})"
         ) from None

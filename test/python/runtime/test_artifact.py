@@ -66,6 +66,22 @@ def test_corrupt_member_fails_its_checksum(torch_ops_artifact: Path, tmp_path: P
         mlacc.runtime.load(bad)
 
 
+@pytest.mark.parametrize("field", ["compression", "encrypted"])
+def test_corrupt_member_header(torch_ops_artifact: Path, tmp_path: Path, field: str) -> None:
+    """A member whose central-directory entry names an unknown compression method or says it
+    is encrypted (found by the fuzz campaign) is one clear error, not an internal one."""
+    data = bytearray(torch_ops_artifact.read_bytes())
+    entry = data.find(b"PK\x01\x02")  # the first central-directory entry
+    if field == "compression":
+        data[entry + 10 : entry + 12] = (99).to_bytes(2, "little")
+    else:
+        data[entry + 8] |= 0x01
+    bad = tmp_path / f"{field}.mlacc"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="not an mlacc artifact, or truncated/corrupt"):
+        mlacc.runtime.load(bad)
+
+
 def test_not_an_artifact(tmp_path: Path) -> None:
     bad = tmp_path / "n.mlacc"
     bad.write_text("hello")

@@ -64,7 +64,9 @@ class AccelLowerOptions:
     """Options of `--accel-lower`."""
 
     device: str = option(DEFAULT_DEVICE, "device preset name or device TOML file")
-    buffers: int = option(2, "scratchpad buffers per streamed operand (2 = double buffering)")
+    buffers: int = option(
+        2, "scratchpad buffers per streamed operand (2 = double buffering)", min=1, max=16
+    )
     fp8_fallback: str = option("", "on a device without FP8, run FP8 matmuls at this dtype's rate")
 
     def __post_init__(self) -> None:

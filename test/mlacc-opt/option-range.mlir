@@ -9,12 +9,14 @@
 // RUN: not mlacc-opt %s --pass-pipeline= 2>&1 | filecheck %s --check-prefix=EMPTY
 // RUN: not mlacc-opt %s --pass-pipeline='builtin.module()' 2>&1 | filecheck %s --check-prefix=EMPTY
 // RUN: not mlacc-opt %s --pass-pipeline='func.func(builtin.module(cse))' 2>&1 | filecheck %s --check-prefix=NESTED
+// RUN: not mlacc-opt %s --accel-lower=buffers=99 2>&1 | filecheck %s --check-prefix=TARGET-PASS
 // RUN: mlacc-opt --help | filecheck %s --check-prefix=HELP
 
 // Every pass option is checked against the range its declaration gives (`option(...,
 // positive=, min=, max=, power_of_two=)`); floats must be finite; an option given twice and
 // pipelines that run nothing are errors. One line each, non-zero exit.
 
+// TARGET-PASS: mlacc-opt: error: pass 'accel-lower': option 'buffers' must be <= 16, got 99
 // NEGATIVE: mlacc-opt: error: pass 'mla-absorb-weights': option 'peak-tflops' must be positive, got -1.0
 // NAN: mlacc-opt: error: pass 'mla-absorb-weights': option 'bandwidth-gbs' must be finite, got nan
 // INF: mlacc-opt: error: pass 'mla-absorb-weights': option 'peak-tflops' must be finite, got inf

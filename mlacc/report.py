@@ -3,7 +3,9 @@
 The latent cache per token per layer is the last dim of the caches the entry points update;
 the MHA comparison uses the attention ops' own head attributes (``H * (nope + rope)`` key
 values plus ``H * v`` value values per token per layer); weight bytes come from the
-``mlacc.weight`` types. Nothing is recomputed from a model config.
+``mlacc.weight`` types, counted as they are kept: a weight whose every use ends, through ops
+on weights alone, in an ``fp8.quantize`` counts as the e4m3 values and fp32 scales it becomes
+(`--fp8`: about half of bf16). Nothing is recomputed from a model config.
 """
 
 from __future__ import annotations
@@ -121,7 +123,11 @@ def memory_report(module: ir.Module) -> MemoryReport:
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-    for info in weights.values():
+    quantized, stored = _quantized_weights(module)
+    for key, info in weights.items():
+        if key not in quantized:
+            report.weight_bytes[info.dtype] = report.weight_bytes.get(info.dtype, 0) + _nbytes(info)
+    for info in stored:
         report.weight_bytes[info.dtype] = report.weight_bytes.get(info.dtype, 0) + _nbytes(info)
     if caches_by_function and heads:
         # The MTP layer's draft entry points update their own cache, beside the main ones.
@@ -143,6 +149,76 @@ def memory_report(module: ir.Module) -> MemoryReport:
             h * (heads["qk_nope_head_dim"] + rope) + h * heads["v_head_dim"]
         )
     return report
+
+
+def _quantized_weights(module: ir.Module) -> tuple[set[str], list[TensorInfo]]:
+    """Weight keys kept only in FP8 form (every use reaches, through ops on weights alone, a
+    weight-only `fp8.quantize`) and the types of those quantizations' results (each counted
+    once: CSE'd quantizations are one op)."""
+    weight_only: dict[ir.Value, bool] = {}
+    quantizes: list[ir.Operation] = []
+    weights: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == "mlacc.weight":
+            weights.append(op)
+            weight_only[op.results[0]] = True
+        elif len(op.regions) == 0 and op.results:
+            # constants (no operands) are free; block arguments (the inputs) are not weights
+            only = all(weight_only.get(v, False) for v in op.operands)
+            for r in op.results:
+                weight_only[r] = only
+            if op.name == "fp8.quantize" and only:
+                quantizes.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    ends_in_quantize: dict[ir.Value, bool] = {}
+
+    def feeds_only_quantizes(value: ir.Value, depth: int = 0) -> bool:
+        if value in ends_in_quantize:
+            return ends_in_quantize[value]
+        uses = [u.owner for u in value.uses]
+        ok = bool(uses) and depth < 64
+        for user in uses:
+            if not ok:
+                break
+            if user.name == "fp8.quantize" and weight_only.get(user.results[0], False):
+                continue
+            ok = all(weight_only.get(r, False) for r in user.results) and all(
+                feeds_only_quantizes(r, depth + 1) for r in user.results
+            )
+        ends_in_quantize[value] = ok
+        return ok
+
+    keys: set[str] = set()
+    by_key: dict[str, bool] = {}
+    for op in weights:
+        key = ir.StringAttr(op.attributes["key"]).value
+        by_key[key] = by_key.get(key, True) and feeds_only_quantizes(op.results[0])
+    keys = {k for k, only in by_key.items() if only}
+    # every entry point quantizes the same weights again: count each (weights, types) once
+    distinct: dict[tuple, list[TensorInfo]] = {}
+    for op in quantizes:
+        sources = frozenset(_weight_keys(op.operands[0]))
+        types = tuple(str(r.type) for r in op.results)
+        infos = [tensor_info(r.type) for r in op.results]
+        distinct.setdefault((sources, types), [t for t in infos if t is not None])
+    return keys, [t for infos in distinct.values() for t in infos]
+
+
+def _weight_keys(value: ir.Value, depth: int = 0) -> set[str]:
+    """The keys of the `mlacc.weight` ops `value` is computed from."""
+    owner = value.owner
+    if not isinstance(owner, ir.Operation | ir.OpView) or depth > 64:
+        return set()
+    op = owner.operation if isinstance(owner, ir.OpView) else owner
+    if op.name == "mlacc.weight":
+        return {ir.StringAttr(op.attributes["key"]).value}
+    keys: set[str] = set()
+    for v in op.operands:
+        keys |= _weight_keys(v, depth + 1)
+    return keys
 
 
 def _cache_of(op: ir.Operation) -> tuple[TensorInfo, TensorInfo | None] | None:

@@ -96,7 +96,13 @@ class SimExecutor(PlanExecutor):
                 "context": memory.get("cache_tokens"),
                 "bytes": memory.get("cache_bytes"),
             }
-        weights = self.artifact.manifest.get("weights", {}).get("bytes")
+        # weights as kept (FP8-quantized ones at their e4m3 + scale size), else as given
+        stored = memory.get("weight_bytes")
+        weights = (
+            sum(stored.values())
+            if stored
+            else self.artifact.manifest.get("weights", {}).get("bytes")
+        )
         return SimReport(
             device=self.device.summary(),
             kv_cache=kv,

@@ -282,3 +282,23 @@ def test_failed_rename_leaves_no_partial_file(
     with pytest.raises(OSError, match="disk full"):
         writer(report, tmp_path / "out")
     assert not list(tmp_path.iterdir())
+
+
+def test_fp8_weights_count_at_their_stored_size() -> None:
+    """With --fp8 the memory report (and the simulator's capacity line) counts each quantized
+    weight once, as e4m3 values plus fp32 scales: half the bytes of its bf16 form."""
+    import mlacc
+    from mlacc.model_input import builtin_model, default_args
+
+    model = builtin_model("deepseek-v3-tiny").bfloat16()
+    plain = mlacc.compile(model, default_args(model), target="sim", timing_only=True)
+    fp8 = mlacc.compile(model, default_args(model), target="sim", timing_only=True, fp8=True)
+    before = plain.manifest["memory"]["weight_bytes"]
+    after = fp8.manifest["memory"]["weight_bytes"]
+    kept_bf16 = after["bfloat16"]  # the embedding and LM head stay in bf16
+    quantized_bf16 = before["bfloat16"] - kept_bf16
+    assert after["float8_e4m3fn"] == quantized_bf16 // 2
+    assert 0 < after["float32"] < quantized_bf16 / 1000  # one scale per 128 x 128 block
+    total = sum(after.values())
+    assert fp8.load().executor.new_report().weight_bytes == total
+    assert total < 0.7 * before["bfloat16"]

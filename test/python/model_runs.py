@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 
 from mlacc.model_input import builtin_model
@@ -17,6 +20,17 @@ def pass_test_models() -> dict[str, torch.nn.Module]:
         "hf-v3": hf_v3(),
         "hf-v2": hf_v2(),
     }
+
+
+def public_layout_model(n_layers: int = 2, seed: int = 0) -> torch.nn.Module:
+    """The public DeepSeek-V3 inference code's layout (`frontend/public_model.py`), tiny."""
+    sys.path.insert(0, str(Path(__file__).parent / "frontend"))
+    try:
+        from public_model import Transformer, init_weights, tiny_args
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(seed)
+    return init_weights(Transformer(tiny_args(n_layers=n_layers)), seed).eval()
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

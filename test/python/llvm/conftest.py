@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
@@ -40,21 +38,11 @@ def reference_twin(art: Artifact, model: torch.nn.Module, args: tuple, kwargs: d
     return Artifact(manifest, art.mlir, weights, payload).load()
 
 
-def _public() -> torch.nn.Module:
-    """The public DeepSeek-V3 inference code's layout (`test/python/frontend/public_model.py`)."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "frontend"))
-    try:
-        from public_model import Transformer, init_weights, tiny_args
-    finally:
-        sys.path.pop(0)
-    torch.manual_seed(0)
-    return init_weights(Transformer(tiny_args(n_layers=2)), 0).eval()
-
-
 def models() -> dict[str, Callable[[], torch.nn.Module]]:
     """The model structures: mlacc's V3/V2 tiny, Hugging Face DeepseekV3/V2 tiny, the public
     code's layout, and mlacc's V3 tiny trained briefly (the FP8 accuracy bar)."""
     from hf_models import hf_v2, hf_v3
+    from model_runs import public_layout_model
     from trained_models import trained_hf_v2, trained_reference_v3
 
     return {
@@ -62,7 +50,7 @@ def models() -> dict[str, Callable[[], torch.nn.Module]]:
         "reference-v2": lambda: builtin_model("deepseek-v2-tiny", seed=2),
         "hf-v3": hf_v3,
         "hf-v2": lambda: hf_v2(num_hidden_layers=2),
-        "public": _public,
+        "public": public_layout_model,
         "trained-v3": trained_reference_v3,
         "trained-hf-v2": trained_hf_v2,
     }

@@ -4,9 +4,7 @@ structures, the serving shapes and the reference twin of a `triton` artifact."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,16 +36,6 @@ def reference_twin(art: Artifact) -> Any:
     return Artifact(manifest, art.mlir, {**art.weights, **constants}, payload).load()
 
 
-def _public() -> torch.nn.Module:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "frontend"))
-    try:
-        from public_model import Transformer, init_weights, tiny_args
-    finally:
-        sys.path.pop(0)
-    torch.manual_seed(0)
-    return init_weights(Transformer(tiny_args(n_layers=2)), 0).eval()
-
-
 def _reference(name: str, **over: Any) -> torch.nn.Module:
     from mlacc.frontend.models import DeepSeekModel, get_config
 
@@ -61,6 +49,7 @@ def model_factories() -> dict[str, Callable[[], torch.nn.Module]]:
     layer: mlacc's V3 tiny as built in (+ MTP: the serving tests' model), V2 tiny, tiny random
     Hugging Face DeepseekV3/V2, and the public-code layout (`frontend/public_model.py`)."""
     from hf_models import hf_v2, hf_v3
+    from model_runs import public_layout_model
 
     from mlacc.model_input import builtin_model
 
@@ -69,7 +58,7 @@ def model_factories() -> dict[str, Callable[[], torch.nn.Module]]:
         "reference-v2": lambda: _reference("deepseek-v2-tiny", n_layers=2),
         "hf-v3": lambda: hf_v3(num_hidden_layers=2),
         "hf-v2": lambda: hf_v2(num_hidden_layers=2),
-        "public": _public,
+        "public": public_layout_model,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,12 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     from .backends.support import check_supported
     from .dialects import make_context
     from .dialects.parsing import module_text
+    from .fp8_weights import fold_weight_quantizations
     from .model_input import import_model
     from .report import memory_report
     from .runtime.artifact import Artifact
     from .runtime.errors import CompileError
-    from .weights import bind_weights, weight_specs
+    from .weights import BoundWeights, WeightSource, bind_module_weights, weight_specs
 
     backend = get_backend(target)
     repro = Path(repro_dir) if repro_dir else Path.cwd()
@@ -80,14 +81,21 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
                 f"{source} has no weight data (it is on the meta device); "
                 "compile it with timing_only=True"
             )
-        pipeline_text = _pipeline_text(pipeline, fp8)
+        fp8 = fp8 or imported.fp8
+        pipeline_text = _pipeline_text(pipeline, fp8, imported.fp8_block)
         unquantized = module_text(module) if fp8 and not timing_only else None
         _run_pipeline(module, pipeline_text, source, print_ir_after_all, repro)
+        source_specs = weight_specs(module)
+        pairs = fold_weight_quantizations(module)
         check_supported(backend, module)
         specs = weight_specs(module)
         given = weights if weights is not None else imported.weights
-        bound = {} if timing_only else bind_weights(given, specs)
-        request = CompileRequest(weights=bound, options=dict(options), progress=progress)
+        bound = (
+            BoundWeights({}, {})
+            if timing_only
+            else bind_module_weights(given, specs, source_specs, pairs)
+        )
+        request = CompileRequest(weights=bound.weights, options=dict(options), progress=progress)
         payload = _lower(backend, module, request, repro)
         entry_points = _entry_points(module, imported.entry_points)
         memory = memory_report(module)
@@ -98,31 +106,46 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         manifest["kv_cache"] = imported.cache
     if imported.family:
         manifest["model_family"] = imported.family
+    if pairs:
+        manifest["fp8_weights"] = {"folded": len(pairs), **bound.fp8}
     if unquantized is not None:
         from .fp8_report import fp8_accuracy
 
         report = fp8_accuracy(
-            unquantized, bound, pipeline=_pipeline_text(pipeline, False), fp8_pipeline=pipeline_text
+            unquantized,
+            given if isinstance(given, WeightSource) else bound.source,
+            pipeline=_pipeline_text(pipeline, False),
+            fp8_pipeline=pipeline_text,
         )
         if report is not None:
             manifest["fp8_report"] = report
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,
-        weights={**_stored(bound, payload.reads_weights), **payload.weights},
+        weights=_stored(bound.weights, payload.reads_weights, payload.weights),
         payload=payload.files,
     )
 
 
-def _stored(weights: dict, reads: frozenset[str] | None) -> dict:
-    """The model weights the artifact keeps: those the target's payload reads."""
-    return weights if reads is None else {k: v for k, v in weights.items() if k in reads}
+def _stored(weights: Mapping, reads: frozenset[str] | None, extra: dict) -> Mapping:
+    """The weights the artifact keeps: the model weights the target's payload reads, and the
+    payload's own (lazy weights stay lazy)."""
+    from .runtime.lazy_weights import LazyWeights
+
+    if isinstance(weights, LazyWeights):
+        kept = weights if reads is None else weights.subset(reads)
+        return kept.merged(extra)
+    kept = dict(weights) if reads is None else {k: v for k, v in weights.items() if k in reads}
+    return {**kept, **extra}
 
 
-def _pipeline_text(pipeline: str, fp8: bool) -> str:
+def _pipeline_text(pipeline: str, fp8: bool, block: int | None = None) -> str:
     text = PIPELINES.get(pipeline, pipeline)
     if fp8:
-        text = ",".join(p for p in (text, "quantize-fp8") if p)
+        quantize = (
+            "quantize-fp8" if block in (None, 128) else f"quantize-fp8{{weight-block={block}}}"
+        )
+        text = ",".join(p for p in (text, quantize) if p)
     return text
 
 

@@ -29,6 +29,8 @@ class ImportedModel:
     entry_points: dict[str, Any] = field(default_factory=dict)  # name -> frontend EntryPoint
     cache: dict[str, Any] | None = None
     family: str = ""
+    fp8: bool = False  # the weights are stored in FP8 (a DeepSeek-V3 FP8 checkpoint)
+    fp8_block: int | None = None  # their block size
 
 
 def import_model(

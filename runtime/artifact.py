@@ -7,7 +7,9 @@
     payload/...           the backend's files: its plan, kernels, device description, ...
 
 Nothing in the file is executed when it is loaded: no pickle; pytree specs are JSON.
-Writing is atomic (temporary name in the same folder, then rename).
+Writing is atomic (temporary name in the same folder, then rename). Weights are written one
+tensor at a time (a `LazyWeights` produces each one when it is reached), so saving a model
+streamed from a checkpoint never holds the whole model in memory.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..fileio import atomic_output
 from .errors import ArtifactError
+from .lazy_weights import LazyWeights, StreamProgress
 from .validate import check_manifest, check_weights
 
 if TYPE_CHECKING:
-    import torch
-
     from .executable import Executable
 
 FORMAT = "mlacc-artifact"
@@ -58,44 +61,72 @@ class Artifact:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ArtifactError(f"payload file '{name}' is not valid JSON: {err}") from None
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the artifact to `path` atomically; returns the path."""
+    def save(self, path: str | os.PathLike[str], progress: StreamProgress | None = None) -> Path:
+        """Writes the artifact to `path` atomically; returns the path. `progress(done_bytes,
+        total_bytes, key)` is called after each weight written."""
         path = Path(path)
-        blob = _weights_blob(self.weights)
         with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
             zf.writestr(MODULE, self.mlir)
-            if blob is not None:
-                zf.writestr(WEIGHTS, blob)
+            if self.weights:
+                with zf.open(WEIGHTS, "w", force_zip64=True) as member:
+                    write_safetensors(member, LazyWeights.of(self.weights), progress)
             for name, data in sorted(self.payload.items()):
                 zf.writestr(PAYLOAD_PREFIX + name, data)
         return path
 
     def load(self) -> Executable:
-        """Makes this artifact runnable (same as saving it and `mlacc.runtime.load`)."""
+        """Makes this artifact runnable (same as saving it and `mlacc.runtime.load`); weights
+        still on disk (a `LazyWeights`) are read into memory first."""
         from .executable import Executable
 
+        if isinstance(self.weights, LazyWeights):
+            self.weights = self.weights.materialize()
         return Executable(self)
 
 
-def _weights_blob(weights: dict[str, torch.Tensor]) -> bytes | None:
-    if not weights:
-        return None
-    from safetensors.torch import save
+# safetensors' names of the dtypes an artifact stores
+_ST_DTYPES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
 
-    # safetensors stores every name on its own: a tensor that shares memory with another one
-    # (a backend's prepared weight that is a view of a model weight) is stored as a copy.
-    seen: set[int] = set()
-    flat = {}
-    for key, value in weights.items():
-        value = value.contiguous()
-        ptr = value.untyped_storage().data_ptr() if value.numel() else None
-        if ptr in seen:
-            value = value.clone()
-        elif ptr is not None:
-            seen.add(ptr)
-        flat[key] = value
-    return save(flat)
+
+def write_safetensors(out: Any, weights: LazyWeights, progress: StreamProgress | None) -> None:
+    """Writes `weights` in the safetensors format to the binary stream `out`, producing and
+    writing one tensor at a time (the header comes first: it needs only shapes and dtypes)."""
+    order = weights.order()
+    header: dict[str, Any] = {}
+    offset = 0
+    for key in order:
+        entry = weights.entries[key]
+        name = str(entry.dtype).removeprefix("torch.")
+        if name not in _ST_DTYPES:
+            raise ArtifactError(f"weight '{key}' has dtype {name}, which an artifact cannot store")
+        header[key] = {
+            "dtype": _ST_DTYPES[name],
+            "shape": list(entry.shape),
+            "data_offsets": [offset, offset + entry.nbytes],
+        }
+        offset += entry.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    out.write(len(text).to_bytes(8, "little"))
+    out.write(text)
+    for _key, tensor in weights.streamed(progress):
+        flat = tensor.detach().contiguous().reshape(-1)
+        if flat.numel():
+            out.write(memoryview(flat.view(torch.uint8).numpy()))
 
 
 def read_artifact(path: str | os.PathLike[str]) -> Artifact:

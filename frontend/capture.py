@@ -30,7 +30,13 @@ from ..dialects._mlir import ir
 from ..dialects.core import weight
 from ..dialects.parsing import as_module
 from .adapters import CausalLM, adapt
-from .capture_modules import CaptureModule, assign_weight_keys, default_positions, held_tensors
+from .capture_modules import (
+    CaptureModule,
+    assign_weight_keys,
+    default_positions,
+    held_tensors,
+    stacked_parts,
+)
 from .errors import CaptureError
 from .raising import opaque_ops, raise_custom_ops
 
@@ -70,6 +76,8 @@ class Captured:
     family: str = ""
     cache: dict[str, Any] | None = None  # {"layers", "batch", "max_seq_len", "entry", "dtype"}
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> the tensor read
+    # key -> the user's keys it stacks, for weights the capture built from several tensors
+    parts: dict[str, list[str]] = field(default_factory=dict)
 
 
 class _Forward(nn.Module):
@@ -220,6 +228,7 @@ def capture(
         family=adapted.family,
         cache=cache,  # type: ignore[arg-type]
         weights=held_tensors(adapted.lm),
+        parts=stacked_parts(adapted.lm),
     )
     from torch_mlir.extras.fx_importer import FxImporter
 

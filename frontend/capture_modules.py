@@ -37,6 +37,7 @@ class CaptureModule(nn.Module):
         self.source = source
         self._held: dict[str, torch.Tensor] = {}
         self._keys: dict[str, str] = {}
+        self._parts: dict[str, list[str]] = {}  # held name -> the user keys it stacks
 
     def hold(self, name: str, tensor: torch.Tensor | None) -> None:
         """Keeps one of the user's tensors under `name` (None: absent optional weight)."""
@@ -86,6 +87,17 @@ def held_tensors(root: nn.Module) -> dict[str, torch.Tensor]:
         if isinstance(module, CaptureModule):
             for name, key in module._keys.items():
                 out[key] = module._held[name]
+    return out
+
+
+def stacked_parts(root: nn.Module) -> dict[str, list[str]]:
+    """Key -> the user's keys, in order, of every weight the capture stacked from several
+    tensors (`CapturedMoE`'s experts): how to rebuild it from a checkpoint."""
+    out: dict[str, list[str]] = {}
+    for module in root.modules():
+        if isinstance(module, CaptureModule):
+            for name, parts in module._parts.items():
+                out[module._keys[name]] = parts
     return out
 
 
@@ -261,7 +273,13 @@ class CapturedMoE(CaptureModule):
             raise KeyError(f"{type(self).__name__}: expert tensors are not parameters of the model")
         prefix = _common_prefix(keys)
         for name, weights in zip(("w_gate", "w_up", "w_down"), self._expert_weights(self)):
-            stacked = weights if isinstance(weights, torch.Tensor) else torch.stack(list(weights))
+            if isinstance(weights, torch.Tensor):
+                stacked = weights
+            else:
+                stacked = torch.stack(list(weights))
+                parts = [names.get(id(t)) for t in weights]
+                if None not in parts:
+                    self._parts[name] = parts
             self._held[name] = stacked.detach()
             self._keys[name] = f"{prefix}{name}"
 

@@ -198,7 +198,7 @@ _STACKED = re.compile(r"^model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 
-def _target_params(model: nn.Module) -> dict[str, torch.Tensor]:
+def model_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every weight to fill: parameters (tied ones once) and persistent buffers."""
     targets: dict[str, torch.Tensor] = dict(model.named_parameters())
     non_persistent = {
@@ -212,41 +212,67 @@ def _target_params(model: nn.Module) -> dict[str, torch.Tensor]:
     return targets
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResult:
-    """Loads `path` (a ``.safetensors`` file, a directory of shards, or an index json) into `model`.
+class CheckpointReader:
+    """An open checkpoint matched against a model's weights.
 
-    `model` is a ``DeepSeekModel``; its parameters may be on the meta device, in which case
-    they are replaced by CPU tensors of their dtype. All names and shapes are checked before
-    anything is written. Returns counts and the keys that were ignored.
+    Opening reads the files' headers only: every name, shape and FP8 pairing is checked
+    (`CheckpointError` naming the tensor and its file) before any data is read. Then
+    `read(target)` returns one model weight (FP8 ones dequantized), `fp8(target)` the e4m3
+    values and scales of an FP8 one as stored, `file_of(target)` where it lives. A context
+    manager: the files stay open (memory-mapped) until it exits.
     """
-    config: ModelConfig = model.config
-    files = checkpoint_files(path)
-    targets = _target_params(model)
-    hf_map = hf_name_map(config)
-    tied = config.tie_word_embeddings
 
-    with contextlib.ExitStack() as stack:
-        handles: dict[Path, Any] = {}
-        key_file: dict[str, Path] = {}
+    def __init__(
+        self, path: str | os.PathLike[str], targets: dict[str, torch.Tensor], config: ModelConfig
+    ) -> None:
+        self.path = path
+        self.targets = targets
+        self.result = LoadResult()
+        self._stack = contextlib.ExitStack()
+        try:
+            self._open(checkpoint_files(path))
+            self.plan = self._match(config)
+            self._check_shapes()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def __enter__(self) -> CheckpointReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self, files: list[Path]) -> None:
+        self._handles: dict[Path, Any] = {}
+        self._key_file: dict[str, Path] = {}
         for f in files:
             try:
-                handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
+                self._handles[f] = self._stack.enter_context(safe_open(str(f), framework="pt"))
             except Exception as e:  # noqa: BLE001 - safetensors raises several types
                 raise CheckpointError(f"cannot read {f}: {e}") from None
-            for key in handles[f].keys():  # noqa: SIM118 - safe_open has no __iter__
-                if key in key_file:
+            for key in self._handles[f].keys():  # noqa: SIM118 - safe_open has no __iter__
+                if key in self._key_file:
                     raise CheckpointError(
-                        f"tensor '{key}' is in both {key_file[key].name} and {f.name} "
+                        f"tensor '{key}' is in both {self._key_file[key].name} and {f.name} "
                         "(a checkpoint split for model parallelism? convert it for 1 rank)"
                     )
-                key_file[key] = f
+                self._key_file[key] = f
 
-        def shape(key: str) -> tuple[int, ...]:
-            return tuple(handles[key_file[key]].get_slice(key).get_shape())
+    def _shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._handles[self._key_file[key]].get_slice(key).get_shape())
 
-        def dtype(key: str) -> str:
-            return handles[key_file[key]].get_slice(key).get_dtype()
+    def _dtype(self, key: str) -> str:
+        return self._handles[self._key_file[key]].get_slice(key).get_dtype()
 
+    def _where(self, key: str) -> str:
+        return f"'{key}' ({self._key_file[key].name})"
+
+    def _match(self, config: ModelConfig) -> dict[str, _Source]:
+        """Model weight -> its source; unknown or missing tensors are one error."""
+        key_file, targets, result = self._key_file, self.targets, self.result
+        hf_map = hf_name_map(config)
+        tied = config.tie_word_embeddings
         # scales: "<w>_scale_inv" (HF) or "<module>.scale" (converted) belong to weight <w>
         scales: dict[str, str] = {}
         for key in key_file:
@@ -268,18 +294,15 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResul
         }
 
         plan: dict[str, _Source] = {}
-        sources_of: dict[str, str] = {}
         unknown: list[str] = []
-        result = LoadResult()
 
         def assign(target: str, source: _Source) -> None:
             if target in plan:
                 raise CheckpointError(
-                    f"weight '{target}' is given twice, by '{sources_of[target]}' and "
-                    f"'{source.key}'"
+                    f"weight '{target}' is given twice, by {self._where(plan[target].key)} and "
+                    f"{self._where(source.key)}"
                 )
             plan[target] = source
-            sources_of[target] = source.key
 
         for key in key_file:
             if key in scale_keys:
@@ -313,26 +336,26 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResul
                     parts = {"w1": (0, inter), "w3": (inter, 2 * inter)}
                 else:
                     expected, parts = (e, dim, inter), {"w2": None}
-                if shape(key) != expected:
+                if self._shape(key) != expected:
                     raise CheckpointError(
-                        f"checkpoint tensor '{key}' has shape {shape(key)} but the model expects "
-                        f"{expected} (experts, rows, cols)"
+                        f"checkpoint tensor {self._where(key)} has shape {self._shape(key)} but "
+                        f"the model expects {expected} (experts, rows, cols)"
                     )
                 if key in scales:
                     raise CheckpointError(
-                        f"FP8 scales for stacked experts '{key}' are not supported"
+                        f"FP8 scales for stacked experts {self._where(key)} are not supported"
                     )
                 for j in range(e):
                     for part, rows in parts.items():
                         assign(f"{prefix}experts.{j}.{part}.weight", _Source(key, None, j, rows))
                 continue
-            unknown.append(key)
-        used, ignored = set(sources_of.values()), set(result.ignored)
+            unknown.append(self._where(key))
+        used, ignored = {src.key for src in plan.values()}, set(result.ignored)
         for weight, scale_key in scales.items():
             if weight in ignored:
                 result.ignored.append(scale_key)
             elif weight not in used:
-                unknown.append(scale_key)
+                unknown.append(self._where(scale_key))
 
         missing = [t for t in targets if t not in plan]
         if unknown or missing:
@@ -344,68 +367,111 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResul
                 shown = [f"{t} (HF: {hf_names[t]})" if t in hf_names else t for t in missing]
                 parts_msg.append(f"{len(missing)} model weight(s) missing: {_few(shown)}")
             raise CheckpointError(
-                f"checkpoint {path} does not fit the model: " + "; ".join(parts_msg)
+                f"checkpoint {self.path} does not fit the model: " + "; ".join(parts_msg)
             )
+        return plan
 
-        # shapes and FP8 pairing, all before writing anything
-        for target, src in plan.items():
+    def _check_shapes(self) -> None:
+        """Shapes and FP8 pairing of every planned tensor."""
+        for target, src in self.plan.items():
             if src.expert is not None:
                 continue
-            want, have = tuple(targets[target].shape), shape(src.key)
+            want, have = tuple(self.targets[target].shape), self._shape(src.key)
             if have != want:
                 raise CheckpointError(
-                    f"checkpoint tensor '{src.key}' has shape {have} but the model's '{target}' "
-                    f"expects {want}"
+                    f"checkpoint tensor {self._where(src.key)} has shape {have} but the model's "
+                    f"'{target}' expects {want}"
                 )
-            if _fp8(dtype(src.key)) and src.scale_key is None:
+            dtype = self._dtype(src.key)
+            if _fp8(dtype) and src.scale_key is None:
                 raise CheckpointError(
-                    f"FP8 tensor '{src.key}' has no '{src.key}_scale_inv' scale to dequantize it"
+                    f"FP8 tensor {self._where(src.key)} has no '{src.key}_scale_inv' scale "
+                    "to dequantize it"
                 )
             if src.scale_key is not None:
-                if not _fp8(dtype(src.key)):
+                if not _fp8(dtype):
                     raise CheckpointError(
-                        f"'{src.scale_key}' scales '{src.key}', which is not FP8 ({dtype(src.key)})"
+                        f"'{src.scale_key}' scales {self._where(src.key)}, which is not FP8 "
+                        f"({dtype})"
                     )
                 expected = tuple(math.ceil(d / FP8_BLOCK) for d in have)
-                if len(have) != 2 or shape(src.scale_key) != expected:
+                if len(have) != 2 or self._shape(src.scale_key) != expected:
                     raise CheckpointError(
-                        f"FP8 scale '{src.scale_key}' has shape {shape(src.scale_key)} but the "
-                        f"weight {have} needs {expected}"
+                        f"FP8 scale {self._where(src.scale_key)} has shape "
+                        f"{self._shape(src.scale_key)} but the weight {have} needs {expected}"
                     )
-
-        def read(src: _Source, dtype_out: torch.dtype) -> torch.Tensor:
-            handle = handles[key_file[src.key]]
-            if src.expert is not None:
-                sl = handle.get_slice(src.key)
-                t = (
-                    sl[src.expert]
-                    if src.rows is None
-                    else sl[src.expert, src.rows[0] : src.rows[1]]
+            elif not dtype.startswith(("F", "BF")):
+                raise CheckpointError(
+                    f"checkpoint tensor {self._where(src.key)} is {dtype}; model weights must be "
+                    "floating point (F32, F16, BF16, or F8_E4M3 with a scale)"
                 )
-                return t.to(dtype_out)
-            t = handle.get_tensor(src.key)
-            if src.scale_key is not None:
-                result.dequantized += 1
-                scale = handles[key_file[src.scale_key]].get_tensor(src.scale_key)
-                return dequantize_fp8(t, scale, dtype_out)
-            return t.to(dtype_out)
 
-        with torch.no_grad():
-            for target, src in plan.items():
-                current = targets[target]
-                value = read(src, current.dtype)
-                if current.is_meta:
-                    owner_name, _, leaf = target.rpartition(".")
-                    owner = model.get_submodule(owner_name)
-                    if isinstance(current, nn.Parameter):
-                        owner._parameters[leaf] = nn.Parameter(
-                            value, requires_grad=current.requires_grad
-                        )
-                    else:
-                        owner._buffers[leaf] = value
+    def file_of(self, target: str) -> Path:
+        """The file that holds model weight `target`."""
+        return self._key_file[self.plan[target].key]
+
+    def read(self, target: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Model weight `target` as `dtype` (default: the model's); FP8 data dequantized."""
+        src = self.plan[target]
+        dtype = dtype or self.targets[target].dtype
+        handle = self._handles[self._key_file[src.key]]
+        if src.expert is not None:
+            sl = handle.get_slice(src.key)
+            t = sl[src.expert] if src.rows is None else sl[src.expert, src.rows[0] : src.rows[1]]
+            return t.to(dtype)
+        t = handle.get_tensor(src.key)
+        if src.scale_key is not None:
+            self.result.dequantized += 1
+            return dequantize_fp8(t, self._tensor(src.scale_key), dtype)
+        return t.to(dtype)
+
+    def fp8(self, target: str, meta: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(e4m3 values, fp32 scale_inv) of an FP8 weight as stored (meta: shapes only, no
+        data read); None for a weight stored in high precision."""
+        src = self.plan[target]
+        if src.scale_key is None:
+            return None
+        if meta:
+            q_shape, s_shape = self._shape(src.key), self._shape(src.scale_key)
+            return (
+                torch.empty(q_shape, dtype=torch.float8_e4m3fn, device="meta"),
+                torch.empty(s_shape, dtype=torch.float32, device="meta"),
+            )
+        q = self._tensor(src.key)
+        if q.dtype != torch.float8_e4m3fn:
+            raise CheckpointError(
+                f"FP8 tensor {self._where(src.key)} is {q.dtype}; only float8_e4m3fn is supported"
+            )
+        return q, self._tensor(src.scale_key).float()
+
+    def _tensor(self, key: str) -> torch.Tensor:
+        return self._handles[self._key_file[key]].get_tensor(key)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResult:
+    """Loads `path` (a ``.safetensors`` file, a directory of shards, or an index json) into `model`.
+
+    `model` is a ``DeepSeekModel``; its parameters may be on the meta device, in which case
+    they are replaced by CPU tensors of their dtype. All names and shapes are checked before
+    anything is written. Returns counts and the keys that were ignored.
+    """
+    targets = model_weights(model)
+    with CheckpointReader(path, targets, model.config) as reader, torch.no_grad():
+        for target in reader.plan:
+            current = targets[target]
+            value = reader.read(target)
+            if current.is_meta:
+                owner_name, _, leaf = target.rpartition(".")
+                owner = model.get_submodule(owner_name)
+                if isinstance(current, nn.Parameter):
+                    owner._parameters[leaf] = nn.Parameter(
+                        value, requires_grad=current.requires_grad
+                    )
                 else:
-                    current.copy_(value)
-                result.loaded += 1
-        if tied:
+                    owner._buffers[leaf] = value
+            else:
+                current.copy_(value)
+            reader.result.loaded += 1
+        if model.config.tie_word_embeddings:
             model.head.weight = model.embed.weight
-    return result
+        return reader.result

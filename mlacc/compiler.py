@@ -62,7 +62,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     from .report import memory_report
     from .runtime.artifact import Artifact
     from .runtime.errors import CompileError
-    from .weights import BoundWeights, WeightSource, bind_module_weights, weight_specs
+    from .weights import BoundWeights, bind_module_weights, weight_specs
 
     backend = get_backend(target)
     repro = Path(repro_dir) if repro_dir else Path.cwd()
@@ -74,6 +74,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
             cache_len=cache_len,
             cache_block_size=cache_block_size,
             progress=progress,
+            timing_only=timing_only,
         )
         module, source = imported.module, imported.source
         if imported.on_meta and not timing_only:
@@ -109,22 +110,34 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     if pairs:
         manifest["fp8_weights"] = {"folded": len(pairs), **bound.fp8}
     if unquantized is not None:
-        from .fp8_report import fp8_accuracy
-
-        report = fp8_accuracy(
-            unquantized,
-            given if isinstance(given, WeightSource) else bound.source,
-            pipeline=_pipeline_text(pipeline, False),
-            fp8_pipeline=pipeline_text,
-        )
-        if report is not None:
-            manifest["fp8_report"] = report
+        manifest["fp8_report"] = _fp8_report(unquantized, given, bound, pipeline, pipeline_text)
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,
         weights=_stored(bound.weights, payload.reads_weights, payload.weights),
         payload=payload.files,
     )
+
+
+# A streamed checkpoint larger than this gets no FP8 accuracy report: the report runs the model
+# twice on the reference target, with every weight in memory.
+FP8_REPORT_MAX_BYTES = 2**30
+
+
+def _fp8_report(unquantized: str, given: Any, bound: Any, pipeline: str, fp8_pipeline: str):
+    """The FP8 accuracy report (`fp8_report.fp8_accuracy`), or why there is none."""
+    from .fp8_report import fp8_accuracy
+    from .runtime.lazy_weights import LazyWeights
+    from .weights import WeightSource
+
+    source = given if isinstance(given, WeightSource) else bound.source
+    if isinstance(bound.source, LazyWeights) and bound.source.nbytes > FP8_REPORT_MAX_BYTES:
+        size = bound.source.nbytes / 2**30
+        return {"skipped": f"streamed checkpoint of {size:.1f} GiB (the report holds it in memory)"}
+    report = fp8_accuracy(
+        unquantized, source, pipeline=_pipeline_text(pipeline, False), fp8_pipeline=fp8_pipeline
+    )
+    return report if report is not None else {"skipped": "no forward entry point"}
 
 
 def _stored(weights: Mapping, reads: frozenset[str] | None, extra: dict) -> Mapping:

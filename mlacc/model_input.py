@@ -1,8 +1,8 @@
 """Turns what users pass to `mlacc.compile` / `mlacc.capture` into a graph-level MLIR module.
 
 Accepted: an ``nn.Module`` (captured by the frontend's adapters), a built-in model name such
-as ``deepseek-v3-tiny``, a ``.pt2`` file or an ``ExportedProgram`` (imported as traced), an
-``.mlir`` file, MLIR text, or an ``ir.Module``.
+as ``deepseek-v3-tiny``, a checkpoint folder (`checkpoint_dir`), a ``.pt2`` file or an
+``ExportedProgram`` (imported as traced), an ``.mlir`` file, MLIR text, or an ``ir.Module``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ class ImportedModel:
 
     module: ir.Module
     source: str
-    weights: dict[str, Any] | None = None  # key -> tensor (None: weights come from the user)
+    # key -> tensor, or a checkpoint's `WeightSource` (None: weights come from the user)
+    weights: Any = None
     on_meta: bool = False  # the model holds no data (timing-only compiles only)
     entry_points: dict[str, Any] = field(default_factory=dict)  # name -> frontend EntryPoint
     cache: dict[str, Any] | None = None
     family: str = ""
     fp8: bool = False  # the weights are stored in FP8 (a DeepSeek-V3 FP8 checkpoint)
     fp8_block: int | None = None  # their block size
+    parts: dict[str, list[str]] = field(default_factory=dict)  # stacked key -> the model's keys
 
 
 def import_model(
@@ -41,8 +43,10 @@ def import_model(
     cache_len: int | None = None,
     cache_block_size: int | None = None,
     progress: Any = None,
+    timing_only: bool = False,
 ) -> ImportedModel:
-    """Imports `model` into the current context (see the module docstring for what it takes)."""
+    """Imports `model` into the current context (see the module docstring for what it takes);
+    `timing_only`: no weight data will be read (a checkpoint folder's shards stay closed)."""
     import torch
 
     cache = {"cache_len": cache_len, "cache_block_size": cache_block_size}
@@ -50,6 +54,8 @@ def import_model(
         return ImportedModel(parse_mlir(str(model), "<module>"), "<module>")
     if isinstance(model, (str, os.PathLike)):
         text = str(model)
+        if os.path.isdir(text):
+            return _import_folder(text, args, kwargs, cache, progress, timing_only)
         if text.endswith(".mlir"):
             path = _existing(text)
             return ImportedModel(parse_mlir(path.read_text(), str(path)), str(path))
@@ -65,7 +71,7 @@ def import_model(
         if text in CONFIGS:
             return _import_module(builtin_model(text), args, kwargs, text, cache, progress)
         raise CompileError(
-            f"'{text}' is not a file (.mlir, .pt2) or a built-in model "
+            f"'{text}' is not a checkpoint folder, a file (.mlir, .pt2) or a built-in model "
             f"({', '.join(sorted(CONFIGS))})"
         )
     if isinstance(model, torch.export.ExportedProgram):
@@ -148,7 +154,25 @@ def _import_module(model, args, kwargs, source, cache, progress) -> ImportedMode
         entry_points=captured.entry_points,
         cache=captured.cache,
         family=captured.family,
+        parts=captured.parts,
     )
+
+
+def _import_folder(folder: str, args, kwargs, cache, progress, timing_only: bool) -> ImportedModel:
+    from .checkpoint_dir import CheckpointWeights, has_mtp_weights, meta_model, read_folder_config
+    from .frontend.models.checkpoint import FP8_BLOCK
+
+    described = read_folder_config(folder)
+    config = described.config
+    drop_mtp = bool(config.n_mtp_layers) and not timing_only and not has_mtp_weights(folder, config)
+    model = meta_model(described, drop_mtp=drop_mtp)
+    imported = _import_module(model, args, kwargs, folder, cache, progress)
+    imported.family = f"{imported.family} ({described.layout} checkpoint)"
+    imported.fp8, imported.fp8_block = described.fp8, FP8_BLOCK if described.fp8 else None
+    if not timing_only:
+        imported.weights = CheckpointWeights(folder, model, imported.parts, described.fp8)
+        imported.on_meta = False
+    return imported
 
 
 def _import_program(program, source: str, progress) -> ImportedModel:

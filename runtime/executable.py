@@ -60,6 +60,7 @@ class Executable:
         pad_token_id: int = 0,
         cache: Any = None,
         speculative: str | None = None,
+        on_token: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Chunked prefill + decode over the runtime-owned latent KV cache.
 
@@ -69,7 +70,8 @@ class Executable:
         row) and is padded with `pad_token_id`. `cache` (from `new_cache()`) reuses buffers.
         ``speculative="mtp"`` (models with DeepSeek-V3's MTP layer, greedy only) drafts the
         token after next with the MTP layer and verifies it with the main model: the same
-        tokens as plain greedy decoding, in fewer main-model steps.
+        tokens as plain greedy decoding, in fewer main-model steps. `on_token(row, token)`
+        sees each token as soon as it is confirmed (streaming).
         Returns ``[B, S + max(max_new_tokens)]``; ``last_generation`` holds the statistics
         (acceptance rate, tokens per target call; on `sim`, the simulated speedup).
         """
@@ -85,6 +87,7 @@ class Executable:
             pad_token_id=pad_token_id,
             cache=cache,
             speculative=speculative,
+            on_token=on_token,
         )
 
     def new_cache(self) -> Any:

@@ -18,7 +18,7 @@ cache entry sits past the sequence's end and is overwritten before any query can
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,9 @@ def prompts_of(ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[t
 
 SPECULATIVE = ("mtp",)
 
+# on_token(row, token): called for every generated token as soon as it is confirmed
+OnToken = Callable[[int, int], None]
+
 
 def generate(
     exe: Executable,
@@ -168,11 +171,13 @@ def generate(
     pad_token_id: int = 0,
     cache: KVCache | None = None,
     speculative: str | None = None,
+    on_token: OnToken | None = None,
 ) -> torch.Tensor:
     """Returns ``ids`` followed by the generated tokens, ``[B, S + max(max_new_tokens)]``;
     a row that stops early (a stop token, its own `max_new_tokens`) is filled with
     `pad_token_id`. ``speculative="mtp"`` drafts with the model's MTP layer and verifies
-    (greedy only; the same tokens as plain greedy decoding). Statistics of the call go to
+    (greedy only; the same tokens as plain greedy decoding). `on_token(row, token)` is called
+    for each token as it is confirmed (streaming). Statistics of the call go to
     ``exe.last_generation``."""
     sampling = sampling or Sampling()
     sampling.check()
@@ -199,10 +204,11 @@ def generate(
     start = time.perf_counter()
     runner = Runner(exe, cache, stats)
     sim = _SimClock(exe)
+    rows = _Rows(cache, budgets, stops, on_token)
     if speculative:
-        new = _speculate(runner, prompts, budgets, stops, sim)
+        new = _speculate(runner, prompts, rows, sim)
     else:
-        new = _decode(runner, prompts, budgets, sampling, stops, sim)
+        new = _decode(runner, prompts, rows, sampling, sim)
     stats.new_tokens = sum(map(len, new))
     stats.step_tokens = sum(max(len(tokens) - 1, 0) for tokens in new)
     stats.seconds = time.perf_counter() - start
@@ -218,8 +224,10 @@ def generate(
 class _Rows:
     """Every sequence's generated tokens and whether it still generates."""
 
-    def __init__(self, cache: KVCache, budgets: list[int], stops: set[int]):
-        self.cache, self.budgets, self.stops = cache, budgets, stops
+    def __init__(
+        self, cache: KVCache, budgets: list[int], stops: set[int], on_token: OnToken | None
+    ):
+        self.cache, self.budgets, self.stops, self.on_token = cache, budgets, stops, on_token
         self.new: list[list[int]] = [[] for _ in budgets]
         self.active = [budget > 0 for budget in budgets]
 
@@ -234,6 +242,8 @@ class _Rows:
         dropped); a row that ends gives its cache back."""
         for token in tokens:
             self.new[row].append(token)
+            if self.on_token is not None:
+                self.on_token(row, token)
             if token in self.stops or len(self.new[row]) >= self.budgets[row]:
                 self.active[row] = False
                 self.cache.release(row)
@@ -244,16 +254,10 @@ class _Rows:
 
 
 def _decode(
-    runner: Runner,
-    prompts: list[torch.Tensor],
-    budgets: list[int],
-    sampling: Sampling,
-    stops: set[int],
-    sim: _SimClock,
+    runner: Runner, prompts: list[torch.Tensor], rows: _Rows, sampling: Sampling, sim: _SimClock
 ) -> list[list[int]]:
     """Plain decoding: prefill, then one decode step per token."""
     gen = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
-    rows = _Rows(runner.cache, budgets, stops)
     logits = runner.prefill(prompts)
     rows.release_idle()
     sim.mark()
@@ -271,15 +275,10 @@ def _decode(
 
 
 def _speculate(
-    runner: Runner,
-    prompts: list[torch.Tensor],
-    budgets: list[int],
-    stops: set[int],
-    sim: _SimClock,
+    runner: Runner, prompts: list[torch.Tensor], rows: _Rows, sim: _SimClock
 ) -> list[list[int]]:
     """Greedy MTP speculative decoding (see the module docstring)."""
     stats, cache = runner.stats, runner.cache
-    rows = _Rows(cache, budgets, stops)
     first = runner.prefill(prompts, keep_hidden=True).argmax(dim=-1).tolist()
     rows.release_idle()
     sim.mark()

@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="compile a model into a .mlacc artifact")
     c.add_argument(
-        "input", help="a built-in model (deepseek-v3-tiny, ...), a .pt2 or an .mlir file"
+        "input",
+        help="a built-in model (deepseek-v3-tiny, ...), a checkpoint folder (Hugging Face or "
+        "the public DeepSeek-V3 layout), a .pt2 or an .mlir file",
     )
     c.add_argument("-o", "--output", required=True, help="artifact to write (.mlacc)")
     c.add_argument("--target", default="sim", help="target name (see `mlacc backends`)")
@@ -78,7 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use deterministic random weights (for trying things out)",
     )
-    c.add_argument("--timing-only", action="store_true", help="compile without weight data")
+    c.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="compile without weight data (a checkpoint folder: reads config.json only)",
+    )
     c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
     c.add_argument(
         "--device", help="sim target: a device preset (edge-npu, datacenter-npu, h100-like) or TOML"
@@ -87,9 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--cache-block-size", type=int, help="page the latent KV cache in blocks of N tokens"
     )
-    c.add_argument("--batch", type=int, help="built-in models: largest batch served (default 1)")
     c.add_argument(
-        "--prompt-len", type=int, help="built-in models: prefill chunk in tokens (default 16)"
+        "--batch", type=int, help="built-in models, folders: largest batch served (default 1)"
+    )
+    c.add_argument(
+        "--prompt-len",
+        type=int,
+        help="built-in models, folders: prefill chunk in tokens (default 16)",
     )
     c.add_argument(
         "--report", action="store_true", help="print the KV-cache and weight memory report"
@@ -130,6 +140,22 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list installed targets (and why one fails to load)")
     b.set_defaults(handler=_cmd_backends)
 
+    g = sub.add_parser("generate", help="generate text with a compiled causal LM")
+    g.add_argument("artifact")
+    g.add_argument("--prompt", required=True, help="the text to continue")
+    g.add_argument(
+        "--tokenizer", required=True, help="tokenizer folder (tokenizer.json, save_pretrained)"
+    )
+    g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate")
+    g.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
+    g.add_argument("--top-k", type=int, help="sample from the k most likely tokens")
+    g.add_argument("--top-p", type=float, help="sample from the smallest set of mass p")
+    g.add_argument("--seed", type=int, help="makes sampling reproducible")
+    g.add_argument(
+        "--ignore-eos", action="store_true", help="keep going past the end-of-sequence token"
+    )
+    g.set_defaults(handler=_cmd_generate)
+
     d = sub.add_parser("demo", help="compile a tiny DeepSeek-V3 and generate a few tokens")
     d.add_argument("--target", default="sim", help="target to run on")
     d.add_argument("--device", default="datacenter-npu", help="sim target: device preset or TOML")
@@ -161,7 +187,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         progress=_progress,
         **options,
     )
-    art.save(args.output)
+    art.save(args.output, progress=_ByteProgress("writing weights"))
     elapsed = time.perf_counter() - start
     w = art.manifest["weights"]
     print(
@@ -187,18 +213,52 @@ def _example_args(args: argparse.Namespace) -> tuple | None:
     from mlacc.frontend.models import CONFIGS
     from mlacc.runtime.errors import InputError
 
-    if args.input not in CONFIGS:
-        raise InputError("--batch and --prompt-len apply to built-in models only")
+    folder = Path(args.input).is_dir()
+    if args.input not in CONFIGS and not folder:
+        raise InputError("--batch and --prompt-len apply to built-in models and folders only")
     for flag, value in (("--batch", args.batch), ("--prompt-len", args.prompt_len)):
         if value is not None and value < 1:
             raise InputError(f"{flag} must be positive, got {value}")
-    device = "cpu" if args.input.endswith("-tiny") else "meta"
+    device = "cpu" if args.input.endswith("-tiny") and not folder else "meta"
     shape = (args.batch or 1, args.prompt_len or 16)
     return (torch.zeros(shape, dtype=torch.int64, device=device),)
 
 
 def _progress(line: str) -> None:
     print(f"  {line}", file=sys.stderr, flush=True)
+
+
+class _ByteProgress:
+    """A progress bar on stderr for `(done_bytes, total_bytes, item)` callbacks: redrawn in
+    place on a terminal, a line per tenth otherwise (logs); silent for small totals."""
+
+    MIN_BYTES = 64 * 2**20
+    WIDTH = 30
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int, _item: str) -> None:
+        if total < self.MIN_BYTES:
+            return
+        tenth = done * 10 // total
+        if not self.tty and tenth == self.shown:
+            return
+        self.shown = tenth
+        filled = done * self.WIDTH // total
+        rate = done / max(time.perf_counter() - self.start, 1e-9) / 2**30
+        line = (
+            f"  {self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+            f"{done / 2**30:.2f}/{total / 2**30:.2f} GiB {rate:.2f} GiB/s"
+        )
+        if self.tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
@@ -354,6 +414,39 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             )
     else:
         print(json.dumps(art.payload_json("plan.json"), indent=2))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import mlacc
+    from mlacc.runtime.errors import InputError
+    from mlacc.runtime.text import generate_text, load_tokenizer
+
+    if args.max_new_tokens < 1:
+        raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
+    tokenizer = load_tokenizer(args.tokenizer)
+    exe = mlacc.load(args.artifact)
+    if "decode" not in exe.entry_points:
+        raise InputError(f"{args.artifact} has no decode entry point (not a causal LM)")
+    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    print(args.prompt, end="", flush=True)
+    result = generate_text(
+        exe,
+        tokenizer,
+        args.prompt,
+        args.max_new_tokens,
+        on_text=lambda text: print(text, end="", flush=True),
+        stop_at_eos=not args.ignore_eos,
+        seed=args.seed,
+        **sampling,
+    )
+    print()
+    print(
+        f"{len(result.new_tokens)} tokens in {result.seconds:.2f} s "
+        f"({result.tokens_per_second:.1f} tokens/s; prompt {result.prompt_tokens} tokens, "
+        f"first token after {result.first_token_seconds * 1e3:.0f} ms) on '{exe.target}'",
+        file=sys.stderr,
+    )
     return 0
 
 

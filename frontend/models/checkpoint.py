@@ -31,7 +31,6 @@ one ``CheckpointError`` naming the keys, raised before a single weight is writte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -222,48 +221,71 @@ class CheckpointReader:
     manager: the files stay open (memory-mapped) until it exits.
     """
 
+    # files kept open (memory-mapped) at once: their touched pages count as the process's
+    # memory, so a stream through the shards closes each one it leaves
+    OPEN_FILES = 2
+
     def __init__(
         self, path: str | os.PathLike[str], targets: dict[str, torch.Tensor], config: ModelConfig
     ) -> None:
         self.path = path
         self.targets = targets
         self.result = LoadResult()
-        self._stack = contextlib.ExitStack()
-        try:
-            self._open(checkpoint_files(path))
-            self.plan = self._match(config)
-            self._check_shapes()
-        except BaseException:
-            self._stack.close()
-            raise
+        self._open_files: dict[Path, Any] = {}  # least recently used first
+        self._read_headers(checkpoint_files(path))
+        self.plan = self._match(config)
+        self._check_shapes()
 
     def __enter__(self) -> CheckpointReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        self.close()
 
-    def _open(self, files: list[Path]) -> None:
-        self._handles: dict[Path, Any] = {}
+    def close(self) -> None:
+        """Closes the open files (reading again reopens them)."""
+        while self._open_files:
+            _, handle = self._open_files.popitem()
+            handle.__exit__(None, None, None)
+
+    def _read_headers(self, files: list[Path]) -> None:
         self._key_file: dict[str, Path] = {}
+        self._header: dict[str, tuple[tuple[int, ...], str]] = {}  # key -> (shape, dtype)
         for f in files:
             try:
-                self._handles[f] = self._stack.enter_context(safe_open(str(f), framework="pt"))
+                with safe_open(str(f), framework="pt") as handle:
+                    for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                        if key in self._key_file:
+                            raise CheckpointError(
+                                f"tensor '{key}' is in both {self._key_file[key].name} and "
+                                f"{f.name} (a checkpoint split for model parallelism? convert "
+                                "it for 1 rank)"
+                            )
+                        self._key_file[key] = f
+                        sl = handle.get_slice(key)
+                        self._header[key] = (tuple(sl.get_shape()), sl.get_dtype())
+            except CheckpointError:
+                raise
             except Exception as e:  # noqa: BLE001 - safetensors raises several types
                 raise CheckpointError(f"cannot read {f}: {e}") from None
-            for key in self._handles[f].keys():  # noqa: SIM118 - safe_open has no __iter__
-                if key in self._key_file:
-                    raise CheckpointError(
-                        f"tensor '{key}' is in both {self._key_file[key].name} and {f.name} "
-                        "(a checkpoint split for model parallelism? convert it for 1 rank)"
-                    )
-                self._key_file[key] = f
+
+    def _file(self, key: str) -> Any:
+        """The open safetensors handle of the file holding `key`."""
+        path = self._key_file[key]
+        handle = self._open_files.pop(path, None)
+        if handle is None:
+            if len(self._open_files) >= self.OPEN_FILES:
+                oldest = next(iter(self._open_files))
+                self._open_files.pop(oldest).__exit__(None, None, None)
+            handle = safe_open(str(path), framework="pt").__enter__()
+        self._open_files[path] = handle
+        return handle
 
     def _shape(self, key: str) -> tuple[int, ...]:
-        return tuple(self._handles[self._key_file[key]].get_slice(key).get_shape())
+        return self._header[key][0]
 
     def _dtype(self, key: str) -> str:
-        return self._handles[self._key_file[key]].get_slice(key).get_dtype()
+        return self._header[key][1]
 
     def _where(self, key: str) -> str:
         return f"'{key}' ({self._key_file[key].name})"
@@ -414,7 +436,7 @@ class CheckpointReader:
         """Model weight `target` as `dtype` (default: the model's); FP8 data dequantized."""
         src = self.plan[target]
         dtype = dtype or self.targets[target].dtype
-        handle = self._handles[self._key_file[src.key]]
+        handle = self._file(src.key)
         if src.expert is not None:
             sl = handle.get_slice(src.key)
             t = sl[src.expert] if src.rows is None else sl[src.expert, src.rows[0] : src.rows[1]]
@@ -445,7 +467,7 @@ class CheckpointReader:
         return q, self._tensor(src.scale_key).float()
 
     def _tensor(self, key: str) -> torch.Tensor:
-        return self._handles[self._key_file[key]].get_tensor(key)
+        return self._file(key).get_tensor(key)
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> LoadResult:

@@ -166,6 +166,10 @@ def _import_folder(folder: str, args, kwargs, cache, progress, timing_only: bool
     config = described.config
     drop_mtp = bool(config.n_mtp_layers) and not timing_only and not has_mtp_weights(folder, config)
     model = meta_model(described, drop_mtp=drop_mtp)
+    if args is None:  # on the CPU: the graph creates its positions on the example's device
+        import torch
+
+        args = (torch.zeros(1, 16, dtype=torch.int64),)
     imported = _import_module(model, args, kwargs, folder, cache, progress)
     imported.family = f"{imported.family} ({described.layout} checkpoint)"
     imported.fp8, imported.fp8_block = described.fp8, FP8_BLOCK if described.fp8 else None

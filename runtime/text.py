@@ -124,6 +124,13 @@ def generate_text(
         raise InputError("the prompt encodes to no tokens")
     new: list[int] = []
     shown = ""
+    # decoding the continuation alone would drop a leading space (SentencePiece-style
+    # tokenizers strip it from the first token): decode it after the prompt, keep the rest
+    before = tokenizer.decode(ids)
+
+    def continuation() -> str:
+        return tokenizer.decode(ids + new)[len(before) :]
+
     start = time.perf_counter()
     first: list[float] = []
 
@@ -132,7 +139,7 @@ def generate_text(
         if not first:
             first.append(time.perf_counter() - start)
         new.append(token)
-        text = tokenizer.decode(new)
+        text = continuation()
         if text.endswith(_REPLACEMENT):  # an incomplete character: wait for the rest
             return
         if on_text is not None and len(text) > len(shown):
@@ -144,7 +151,7 @@ def generate_text(
         torch.tensor([ids]), max_new_tokens, stop_tokens=stops, on_token=on_token, **sampling
     )
     seconds = time.perf_counter() - start
-    text = tokenizer.decode(new)
+    text = continuation()
     if on_text is not None and len(text) > len(shown):
         on_text(text[len(shown) :])
     return TextGeneration(text, len(ids), new, seconds, first[0] if first else seconds)

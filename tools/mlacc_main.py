@@ -219,7 +219,9 @@ def _example_args(args: argparse.Namespace) -> tuple | None:
     for flag, value in (("--batch", args.batch), ("--prompt-len", args.prompt_len)):
         if value is not None and value < 1:
             raise InputError(f"{flag} must be positive, got {value}")
-    device = "cpu" if args.input.endswith("-tiny") and not folder else "meta"
+    # full-size built-in models are on the meta device (timing only); a folder's is filled
+    # from its shards, so its graph must make its tensors on the CPU
+    device = "cpu" if args.input.endswith("-tiny") or folder else "meta"
     shape = (args.batch or 1, args.prompt_len or 16)
     return (torch.zeros(shape, dtype=torch.int64, device=device),)
 
@@ -440,7 +442,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         **sampling,
     )
-    print()
+    print(flush=True)
     print(
         f"{len(result.new_tokens)} tokens in {result.seconds:.2f} s "
         f"({result.tokens_per_second:.1f} tokens/s; prompt {result.prompt_tokens} tokens, "

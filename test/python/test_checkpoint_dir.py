@@ -322,9 +322,10 @@ def test_generate_streams_text(hf_folders, tmp_path: Path) -> None:
     tokenizer = load_tokenizer(tok_dir)
     pieces: list[str] = []
     result = generate_text(exe, tokenizer, prompt, 6, on_text=pieces.append, stop_at_eos=False)
-    assert "".join(pieces) == result.text == tokenizer.decode(result.new_tokens)
-    ids = torch.tensor([tokenizer.encode(prompt)])
-    assert exe.generate(ids, 6)[0, ids.shape[1] :].tolist() == result.new_tokens
+    ids = tokenizer.encode(prompt)
+    assert "".join(pieces) == result.text
+    assert prompt + result.text == tokenizer.decode(ids + result.new_tokens)
+    assert exe.generate(torch.tensor([ids]), 6)[0, len(ids) :].tolist() == result.new_tokens
     assert proc.stdout.strip() == (prompt + result.text).strip()
 
 
@@ -339,3 +340,17 @@ def test_generate_without_a_tokenizer_is_one_error_line(tmp_path: Path) -> None:
         str(tmp_path),
     )
     assert_one_error_line(proc, "mlacc", "no tokenizer.json")
+
+
+def test_cli_compiles_an_fp8_folder(fp8_checkpoint, tmp_path: Path) -> None:
+    """`mlacc compile DIR` on an FP8 checkpoint (no example inputs given: the default ones
+    must run, for the FP8 accuracy report) reports its e4m3 bytes."""
+    _, fp8, _ = fp8_checkpoint
+    out = tmp_path / "m.mlacc"
+    proc = run_tool(
+        "mlacc", "compile", str(fp8), "-o", str(out), "--target", "reference", "--report"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "float8_e4m3fn" in proc.stdout
+    manifest = mlacc.runtime.load(out).manifest
+    assert manifest["fp8_report"]["cosine"] > 0.9

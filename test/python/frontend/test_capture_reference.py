@@ -169,7 +169,9 @@ def test_model_with_a_missing_projection_names_the_module() -> None:
 
 
 def test_unknown_input_is_one_error() -> None:
-    with pytest.raises(CompileError, match=r"not a file .* or a built-in model"):
+    with pytest.raises(
+        CompileError, match=r"not a checkpoint folder, a file .* or a built-in model"
+    ):
         mlacc.compile("deepseek-v9", target="reference")
 
 

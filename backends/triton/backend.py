@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from importlib import resources
@@ -11,6 +10,7 @@ from typing import Any
 from ...dialects._mlir import ir
 from ...dialects.types import tensor_info
 from ...runtime.errors import InputError
+from ...runtime.executors.triton_sources import KERNEL_DIR, sources_digest
 from ...runtime.interpreter import _random, value_refs
 from ...runtime.plan import Plan, Step
 from ..api import Backend, CompileRequest, Payload
@@ -77,14 +77,6 @@ def kernel_sources() -> dict[str, bytes]:
         for f in sorted(files.iterdir(), key=lambda f: f.name)
         if f.name.endswith(".py")
     }
-
-
-def sources_digest(sources: dict[str, bytes]) -> str:
-    """sha256 over the kernel sources (names and contents)."""
-    h = hashlib.sha256()
-    for name, data in sorted(sources.items()):
-        h.update(name.encode() + b"\0" + data + b"\0")
-    return h.hexdigest()
 
 
 def _triton_version() -> str | None:
@@ -200,5 +192,5 @@ class TritonBackend(Backend):
                 + (", ".join(per_call) or "none")
             )
         files = {"plan.json": json.dumps(plan.to_json()).encode()}
-        files.update({f"kernels/{name}": data for name, data in sources.items()})
+        files.update({f"{KERNEL_DIR}{name}": data for name, data in sources.items()})
         return Payload(files=files, weights=constants, manifest=manifest)

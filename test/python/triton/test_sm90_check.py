@@ -66,7 +66,8 @@ def test_a_kernel_that_fails_to_compile_is_listed_not_hidden(cache, monkeypatch)
     monkeypatch.setattr(triton_backend, "kernel_sources", lambda: dict(sources))
     report = compile_sample(SAMPLE, "triton", sm90_check=True).manifest["backend"]["triton"]
     report = report["sm90"]
-    assert [r["kernel"] for r in report["launches"]] == ["_router_kernel"]
+    compiled = {r["kernel"] for r in report["launches"]}
+    assert "_router_kernel" in compiled and "_rms_norm_kernel" not in compiled
     (skip,) = report["skipped"]
     assert skip["kernel"] == "_rms_norm_kernel" and skip["ops"] == ["mla.rms_norm"]
     assert "CompilationError" in skip["reason"] or "forced" in skip["reason"], skip

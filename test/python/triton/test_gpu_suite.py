@@ -57,6 +57,6 @@ def test_gpu_suite_runs_small_under_the_interpreter_without_mlir(tmp_path: Path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())
     assert results["interpreted"] and not _errors(results), _errors(results)
-    for section in ("attention", "moe", "decode_step"):
+    for section in ("attention", "moe", "dense", "decode_step"):
         assert results[section], section
     assert "roof %" in proc.stdout and "decode step" in proc.stdout

@@ -12,15 +12,17 @@ Two steps, because the GPU machine has no torch-mlir (it cannot compile) and no 
 The run measures, in one process: the roofs (device-to-device copy bandwidth, bf16 8192^3
 matmul), the MLA kernels (`triton_attention.py`: decode for batch {1, 32, 128} x context {1024,
 4096, 16384}, causal prefill, the cache write), the MoE / FP8 / RMSNorm kernels
-(`triton_moe.py`: a DeepSeek-V3 MoE layer for 1..4096 tokens, FP8 block GEMM, RMSNorm), each
-against eager PyTorch and `torch.compile` of the same math, and an end-to-end decode step of a
-model with DeepSeek-V3 layer shapes (1 dense + 1 MoE layer by default, batch 32 and 128,
-4096-token cache, random bf16 weights drawn on the GPU) run by the `triton` executor (CUDA
-graph) against the same plan in eager PyTorch (`reference` executor), the roof (weight + cache
-bytes / copy bandwidth) and the `sim` prediction. It prints one JSON object and a table, and
-writes ``$OUT/gpu_suite.json`` when ``OUT`` is set. No torch.compile baseline starts after
-`--budget-s` (default 200 s) so that the whole run stays under 5 minutes; skipped ones print
-as "-". A failing section is recorded (``error``) and the others still run.
+(`triton_moe.py`: a DeepSeek-V3 MoE layer for 1..4096 tokens, FP8 block GEMM, RMSNorm), the MLA
+projections / RoPE / embedding / shared-expert MLP (`triton_dense.py`, decode batch 32 and 128,
+kv_expand over a 1024-token chunk), each against eager PyTorch and `torch.compile` of the same
+math, and an end-to-end decode step of a model with DeepSeek-V3 layer shapes (1 dense + 1 MoE
+layer by default, batch 32 and 128, 4096-token cache, random bf16 weights drawn on the GPU) run
+by the `triton` executor (CUDA graph) against the same plan in eager PyTorch (`reference`
+executor), the roof (weight + cache bytes / copy bandwidth) and the `sim` prediction. It prints
+one JSON object and a table, and writes ``$OUT/gpu_suite.json`` when ``OUT`` is set. No
+torch.compile baseline starts after `--budget-s` (default 200 s) so that the whole run stays
+under 5 minutes; skipped ones print as "-". A failing section is recorded (``error``) and the
+others still run.
 
 ``--small`` (prepare and run) uses tiny shapes; without a GPU the kernels run under
 TRITON_INTERPRET=1 and the whole harness runs end to end on a CPU (numbers meaningless).
@@ -272,6 +274,7 @@ def run(prepared: Path | None, small: bool, budget_s: float) -> dict[str, Any]:
 
     sys.path.insert(0, str(BENCH))
     import triton_attention as TA
+    import triton_dense as TD
     import triton_moe as TM
 
     TA.COMPILE_DEADLINE = TM.COMPILE_DEADLINE = START + budget_s
@@ -329,6 +332,16 @@ def run(prepared: Path | None, small: bool, budget_s: float) -> dict[str, Any]:
     _section(results, "moe", moe)
     if HAS_GPU:
         torch.cuda.empty_cache()
+
+    def dense() -> list[dict[str, Any]]:
+        rows = TD.dense_cases(TD.SMALL if small else TD.V3, reps, bw, peak)
+        for r in rows:
+            r["roof"] = r["roof_s"] / r["triton_s"]
+        return rows
+
+    _section(results, "dense", dense)
+    if HAS_GPU:
+        torch.cuda.empty_cache()
     if prepared is not None:
         _section(results, "decode_step", decode_step, prepared, bw, 3 if small else 20)
     results["wall_s"] = time.monotonic() - START
@@ -345,6 +358,11 @@ def _pct(x: float | None) -> str:
 
 def _x(num: float | None, den: float | None) -> str:
     return "-" if num is None or den is None else f"{num / den:.2f}x"
+
+
+def _rows(section: Any) -> list[dict[str, Any]]:
+    """A section's rows; none when it failed (its error is printed at the end)."""
+    return section if isinstance(section, list) else []
 
 
 def table(results: dict[str, Any]) -> str:
@@ -375,11 +393,10 @@ def table(results: dict[str, Any]) -> str:
             if a.get("t_triton_paged_s"):
                 line("  paged(64)", a["batch"], a["context"], a["t_triton_paged_s"], None, None,
                      a["roof_s"])  # fmt: skip
-    moe = results.get("moe")
-    if isinstance(moe, list):
-        for m in moe:
-            line(m["kernel"], m["tokens"], "", m["triton_s"], m["eager_s"], m["compile_s"],
-                 m["roof_s"])  # fmt: skip
+    kernel_rows = [r for name in ("moe", "dense") for r in _rows(results.get(name))]
+    for m in kernel_rows:
+        line(m["kernel"], m["tokens"], "", m["triton_s"], m["eager_s"], m["compile_s"],
+             m["roof_s"])  # fmt: skip
     step = results.get("decode_step")
     if isinstance(step, dict) and "rows" in step:
         for s in step["rows"]:
@@ -392,7 +409,7 @@ def table(results: dict[str, Any]) -> str:
                     f"{_x(s['t_triton_s'], pred['step_s'])})"
                 )
             lines.append(f"{'':14}cuda graph: {s['cuda_graph']}")
-    for name in ("attention", "moe", "decode_step"):
+    for name in ("attention", "moe", "dense", "decode_step"):
         sec = results.get(name)
         if isinstance(sec, dict) and "error" in sec:
             lines.append(f"{name}: FAILED {sec['error']}")

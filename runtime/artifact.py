@@ -6,7 +6,10 @@
     weights.safetensors   the weights by name (absent for timing-only artifacts)
     payload/...           the backend's files: its plan, kernels, device description, ...
 
-Nothing in the file is executed when it is loaded: no pickle; pytree specs are JSON.
+Reading a file executes nothing in it: no pickle; pytree specs are JSON. Loading a `triton`
+artifact to run it imports the Python kernel sources it carries (``payload/kernels``, checked
+against the manifest's sha256, which guards against accidental change, not against a forged
+file): load `triton` artifacts only from sources you trust, as you would a Python package.
 Writing is atomic (temporary name in the same folder, then rename). Weights are written one
 tensor at a time (a `LazyWeights` produces each one when it is reached), so saving a model
 streamed from a checkpoint never holds the whole model in memory.

@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--section",
         default="manifest",
-        choices=["manifest", "mlir", "weights", "payload", "plan", "fallbacks"],
+        choices=["manifest", "mlir", "weights", "payload", "plan", "fallbacks", "sm90"],
         help="what to print (default: manifest)",
     )
     i.set_defaults(handler=_cmd_inspect)
@@ -414,6 +414,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 f"{f['op']}  x{f['count']} ({f['per_call']} per call, {f['weight_only']} once "
                 f"on weights)  {f['kind']}: {f['reason']}{where}"
             )
+    elif args.section == "sm90":
+        _print_sm90(art)
     else:
         print(json.dumps(art.payload_json("plan.json"), indent=2))
     return 0
@@ -450,6 +452,29 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _print_sm90(art) -> None:
+    """The `triton` target's sm_90 register/spill check, a line per kernel config."""
+    report = art.manifest.get("backend", {}).get("triton", {}).get("sm90")
+    if report is None:
+        print(f"target '{art.target}' records no sm_90 check")
+        return
+    if "off" in report:
+        print(f"sm_90 check off: {report['off']}")
+        return
+    print(f"{report['arch']} (Triton {report['triton']}): registers and spills per kernel config")
+    for r in report["launches"]:
+        blocks = " ".join(f"{k}={v}" for k, v in r["blocks"].items())
+        spill = f"SPILLS {r['stack_bytes']} B stack" if r["spills"] else "no spills"
+        print(
+            f"{r['kernel']}  [{', '.join(r['ops'])}]  warps={r['num_warps']} "
+            f"stages={r['num_stages']} {blocks}  {r['registers']} regs, {spill}, "
+            f"{r['shared_bytes']} B shared"
+        )
+    for s in report["skipped"]:
+        what = s.get("kernel") or s.get("op")
+        print(f"not checked: {what}: {s['reason']}")
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

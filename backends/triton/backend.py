@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from importlib import resources
@@ -11,13 +10,18 @@ from typing import Any
 from ...dialects._mlir import ir
 from ...dialects.types import tensor_info
 from ...runtime.errors import InputError
+from ...runtime.executors.triton_sources import KERNEL_DIR, sources_digest
 from ...runtime.interpreter import _random, value_refs
 from ...runtime.plan import Plan, Step
 from ..api import Backend, CompileRequest, Payload
 from ..plan_builder import PlanBuilder, build_plan, runs_on_reference_kernels
+from . import sm90 as sm90_check
 from .fusion import ValueInfo, fuse_function
 
-OPTIONS = ("fuse", "cuda_graph")
+OPTIONS = ("fuse", "cuda_graph", "sm90_check", "sm90_budget_s")
+# Seconds the sm_90 register/spill check may spend compiling per artifact (Triton caches
+# compiles on disk, so a model compiled before costs far less).
+SM90_BUDGET_S = 30.0
 
 # Oldest Triton whose language subset the kernels use (3.6: the GPU machines; 3.9: CI).
 MIN_TRITON = "3.6"
@@ -77,14 +81,6 @@ def kernel_sources() -> dict[str, bytes]:
         for f in sorted(files.iterdir(), key=lambda f: f.name)
         if f.name.endswith(".py")
     }
-
-
-def sources_digest(sources: dict[str, bytes]) -> str:
-    """sha256 over the kernel sources (names and contents)."""
-    h = hashlib.sha256()
-    for name, data in sorted(sources.items()):
-        h.update(name.encode() + b"\0" + data + b"\0")
-    return h.hexdigest()
 
 
 def _triton_version() -> str | None:
@@ -162,6 +158,8 @@ class TritonBackend(Backend):
             )
         fuse = bool(request.options.get("fuse", True))
         cuda_graph = bool(request.options.get("cuda_graph", True))
+        sm90 = bool(request.options.get("sm90_check", sm90_check.default_on()))
+        budget = float(request.options.get("sm90_budget_s", SM90_BUDGET_S))
         from ...runtime.triton import kernel_modules, kernel_table
 
         kernels = set(kernel_table())
@@ -174,6 +172,7 @@ class TritonBackend(Backend):
         listed = fallbacks(plan, kernels)
         uses_fp8 = any(s.op.startswith("fp8.") for fn in plan.functions.values() for s in fn.steps)
         sources = kernel_sources()
+        shapes = {vid: (v.shape, v.dtype) for vid, v in builder.info.items()}
         launches = Counter(
             s.op for fn in plan.functions.values() for s in fn.steps if s.op in kernels
         )
@@ -189,6 +188,11 @@ class TritonBackend(Backend):
                 "kernels": dict(sorted(launches.items())),
                 "fused": dict(sorted(fused.items())),
                 "cuda_graph": cuda_graph,
+                "sm90": (
+                    sm90_check.check(plan, shapes, sources, budget_s=budget)
+                    if sm90
+                    else {"off": "target option sm90_check=False (or MLACC_SM90_CHECK=0)"}
+                ),
             },
             "fallbacks": listed,
         }
@@ -199,6 +203,8 @@ class TritonBackend(Backend):
                 f"{sum(fused.values())} fusions; PyTorch fallbacks per call: "
                 + (", ".join(per_call) or "none")
             )
+            if sm90:
+                request.progress("triton " + sm90_check.summary(manifest["triton"]["sm90"]))
         files = {"plan.json": json.dumps(plan.to_json()).encode()}
-        files.update({f"kernels/{name}": data for name, data in sources.items()})
+        files.update({f"{KERNEL_DIR}{name}": data for name, data in sources.items()})
         return Payload(files=files, weights=constants, manifest=manifest)

@@ -1,7 +1,9 @@
 """Run side of the `triton` target: the plan's steps launch our Triton kernels.
 
 `TritonExecutor` is a `PlanExecutor` whose kernel table maps op names to the Triton wrappers
-of `mlacc.runtime.triton` (each with its op's semantics signature); the plan's other steps
+of the kernel package the artifact carries (``payload/kernels``: the sources it was compiled
+with, digest-checked and imported privately by `triton_sources`, not the installed
+`mlacc.runtime.triton`), each with its op's semantics signature; the plan's other steps
 run through PyTorch, as the manifest's ``fallbacks`` lists at compile time. Loading checks
 the environment first and fails with one line when the kernels cannot run: no Triton, a
 Triton older than the artifact needs, no CUDA GPU without ``TRITON_INTERPRET=1``, or a GPU
@@ -22,6 +24,7 @@ import torch
 from ..errors import TargetError
 from ..interpreter import Kernel
 from .base import PlanExecutor
+from .triton_sources import checked_sources, interpreting, load_kernel_package
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -30,10 +33,6 @@ def _version(text: str) -> tuple[int, int]:
         return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
     except ValueError:
         return (0, 0)
-
-
-def _interpret_requested() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def check_environment(manifest: Mapping[str, Any]) -> torch.device:
@@ -52,19 +51,8 @@ def check_environment(manifest: Mapping[str, Any]) -> torch.device:
             f"Triton {have} cannot run this artifact: its kernels need Triton {need} to "
             f"{_version(need)[0]}.x (compiled with {info.get('compiled_with')})"
         )
-    from ..triton import _common
-
-    if _interpret_requested():
-        if not _common.INTERPRET:
-            raise TargetError(
-                "TRITON_INTERPRET=1 was set after mlacc's Triton kernels were imported; set it "
-                "before the first import of mlacc.runtime.triton"
-            )
+    if interpreting():
         return torch.device("cpu")
-    if _common.INTERPRET:
-        raise TargetError(
-            "mlacc's Triton kernels were imported under TRITON_INTERPRET=1, which is unset now"
-        )
     if not torch.cuda.is_available():
         raise TargetError(
             "target 'triton' needs an NVIDIA GPU (no CUDA device found); set TRITON_INTERPRET=1 "
@@ -76,6 +64,7 @@ def check_environment(manifest: Mapping[str, Any]) -> torch.device:
         raise TargetError(
             f"GPU '{torch.cuda.get_device_name()}' (sm_{sm}) is too old for this artifact: its "
             f"kernels need sm_{need_sm} or newer"
+            + (" (FP8 tensor cores)" if need_sm >= 89 else " (bf16 tensor cores)")
         )
     return torch.device("cuda", torch.cuda.current_device())
 
@@ -88,6 +77,10 @@ class TritonExecutor(PlanExecutor):
 
     def __init__(self, artifact: Any):
         self.device = check_environment(artifact.manifest)
+        # the kernels this artifact was compiled with (payload/kernels), never the installed ones
+        self.kernel_package = load_kernel_package(
+            checked_sources(artifact.payload, artifact.manifest)
+        )
         super().__init__(artifact)
         if self.device.type == "cuda":
             self.interpreter.weights = {
@@ -104,19 +97,16 @@ class TritonExecutor(PlanExecutor):
         self.cuda_graph_status: str | None = None if self.use_cuda_graph else "off"
 
     def kernels(self) -> Mapping[str, Kernel]:
-        from ..triton import kernel_table
-
+        """The reference semantics, overridden by the artifact's Triton kernels."""
         table: dict[str, Kernel] = dict(super().kernels())
-        table.update(kernel_table())
+        table.update(self.kernel_package.kernel_table())
         return table
 
     def in_place_kernels(self) -> Mapping[str, Kernel]:
         """The reference in-place forms, overridden by the Triton ones (the donated cache's
         update runs our kernel on the buffer the runtime passed in)."""
-        from ..triton import in_place_kernel_table
-
         table: dict[str, Kernel] = dict(super().in_place_kernels())
-        table.update(in_place_kernel_table())
+        table.update(self.kernel_package.in_place_kernel_table())
         return table
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:

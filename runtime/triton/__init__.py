@@ -17,7 +17,18 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-KERNEL_MODULES = ("gemm", "rmsnorm", "router", "moe", "fp8", "attention", "rope")
+KERNEL_MODULES = (
+    "gemm",
+    "rmsnorm",
+    "router",
+    "moe",
+    "fp8",
+    "heads",
+    "rotary",
+    "embedding",
+    "attention",
+    "rope",
+)
 OPTIONAL_MODULES = frozenset({"attention", "rope"})
 
 _table: dict[str, Callable[..., Any]] | None = None

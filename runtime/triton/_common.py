@@ -22,7 +22,12 @@ import torch
 import triton
 import triton.language as tl
 
-INTERPRET: bool = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+INTERPRET: bool = os.environ.get("TRITON_INTERPRET", "").strip().lower() in (
+    "1",
+    "true",
+    "on",
+    "yes",
+)
 
 
 def _fast_interpreted_calls() -> None:

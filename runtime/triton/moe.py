@@ -297,7 +297,24 @@ def combine_weighted(y: torch.Tensor, row_of: torch.Tensor, *, out_dtype: str) -
     return _combine(y, row_of, None, torch_dtype(out_dtype))
 
 
+def mlp(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: torch.Tensor):
+    """`moe.mlp`: SwiGLU FFN ``w_down · (silu(w_gate · x) * (w_up · x))`` over x ``[..., D]``,
+    rounding where the semantics round (each GEMM and the SwiGLU in x's dtype): the gate and
+    up GEMMs write the two halves of one ``[M, 2I]`` buffer, `swiglu` reads it, a dense GEMM
+    projects down (4 launches, no weight copies)."""
+    check_device(x, w_gate, w_up, w_down)
+    x2 = x.reshape(-1, x.shape[-1])
+    inter = w_gate.shape[0]
+    h = torch.empty((x2.shape[0], 2 * inter), dtype=x.dtype, device=x.device)
+    gemm(x2, w_gate, h[:, :inter])
+    gemm(x2, w_up, h[:, inter:])
+    out = torch.empty((x2.shape[0], w_down.shape[0]), dtype=x.dtype, device=x.device)
+    gemm(swiglu(h), w_down, out)
+    return out.reshape(*x.shape[:-1], w_down.shape[0])
+
+
 KERNELS = {
+    "moe.mlp": mlp,
     "moe.dispatch": dispatch,
     "moe.grouped_matmul": grouped_matmul,
     "moe.swiglu": swiglu,

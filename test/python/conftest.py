@@ -14,6 +14,9 @@ from mlacc.backends.testing import compile_sample
 # this when the kernel modules are imported, so it is set before any test imports them.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# The `triton` target's sm_90 register/spill check compiles every kernel config (seconds per
+# artifact on a cold cache): off here, on in its own tests (test_sm90_check.py).
+os.environ.setdefault("MLACC_SM90_CHECK", "0")
 
 
 @pytest.fixture(scope="session")

@@ -172,6 +172,33 @@ def test_fallbacks_are_listed(tmp_path: Path) -> None:
         assert op in out
 
 
+# Ops that got Triton kernels (runtime/triton/heads.py, rotary.py, embedding.py, moe.mlp).
+FORMER_FALLBACKS = {
+    "mla.absorb_query",
+    "mla.absorb_output",
+    "mla.kv_expand",
+    "mla.rotary_embedding",
+    "moe.mlp",
+    "torch.aten.embedding",
+}
+
+
+@pytest.mark.parametrize("name", ["reference-v3", "hf-v2"])
+def test_fallbacks_are_views_cat_and_new_full(name: str, compiled) -> None:
+    """The PyTorch fallbacks left per call in real model structures: views, `cat` and
+    `new_full` (the rest run once, on weights); the MLA projections, RoPE, the dense MLP and
+    the embedding run as Triton kernels."""
+    from mlacc.backends.triton.backend import LAYOUT_OPS
+
+    _, _, art = compiled(name)
+    listed = {f["op"]: f for f in art.manifest["backend"]["fallbacks"]}
+    per_call = {op for op, f in listed.items() if f["per_call"]}
+    assert per_call <= LAYOUT_OPS | {"torch.aten.cat", "torch.aten.new_full"}, sorted(per_call)
+    kernels = art.manifest["backend"]["triton"]["kernels"]
+    assert not FORMER_FALLBACKS & set(listed)
+    assert {"mla.absorb_query", "torch.aten.embedding"} <= set(kernels)
+
+
 def test_grouped_moe_sample_is_fused() -> None:
     art = compile_sample("grouped_moe", "triton")
     info = art.manifest["backend"]["triton"]

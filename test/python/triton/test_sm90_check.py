@@ -1,0 +1,84 @@
+"""The compile-time sm_90 check of the `triton` target: every distinct kernel launch of the
+plan is compiled for sm_90 (no GPU) and its registers and spills land in the manifest and
+`mlacc inspect --section sm90`; what cannot be checked is listed with why."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mlacc.backends.testing import compile_sample
+from mlacc.backends.triton import backend as triton_backend
+from mlacc.backends.triton.sm90 import summary
+
+SAMPLE = "deepseek_v3_layer"  # mla.rms_norm and moe.router run as Triton kernels
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh result cache for each test."""
+    monkeypatch.setenv("MLACC_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "sm90"
+
+
+def test_registers_and_spills_are_in_the_manifest_and_inspect(cache, tmp_path) -> None:
+    art = compile_sample(SAMPLE, "triton", sm90_check=True)
+    report = art.manifest["backend"]["triton"]["sm90"]
+    assert report["arch"] == "sm_90" and report["skipped"] == []
+    kernels = {r["kernel"]: r for r in report["launches"]}
+    assert {"_rms_norm_kernel", "_router_kernel"} <= set(kernels)
+    for r in report["launches"]:
+        assert 0 < r["registers"] <= 255 and r["ops"] and r["num_warps"] >= 1
+        assert r["spills"] == bool(r["stack_bytes"] or r["local_bytes"])
+    assert kernels["_rms_norm_kernel"]["ops"] == ["mla.rms_norm"]
+    assert summary(report).startswith(f"sm_90: {len(report['launches'])} kernel configs compiled")
+    # cached by launch, sources, arch and Triton version: the second compile reads it back
+    assert len(list(cache.glob("*.json"))) == len(report["launches"])
+    again = compile_sample(SAMPLE, "triton", sm90_check=True).manifest["backend"]["triton"]
+    assert again["sm90"]["launches"] == report["launches"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlacc.tools.mlacc_main",
+            "inspect",
+            str(art.save(tmp_path / "a.mlacc")),
+            "--section",
+            "sm90",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("sm_90 (Triton ")
+    assert f"{kernels['_router_kernel']['registers']} regs" in out and "_rms_norm_kernel" in out
+
+
+def test_a_kernel_that_fails_to_compile_is_listed_not_hidden(cache, monkeypatch) -> None:
+    sources = triton_backend.kernel_sources()
+    text = sources["rmsnorm.py"].decode()
+    anchor = "    cols = tl.arange(0, BLOCK)\n"
+    assert anchor in text
+    forced = anchor + '    tl.static_assert(BLOCK < 0, "forced compile failure")\n'
+    sources["rmsnorm.py"] = text.replace(anchor, forced, 1).encode()
+    monkeypatch.setattr(triton_backend, "kernel_sources", lambda: dict(sources))
+    report = compile_sample(SAMPLE, "triton", sm90_check=True).manifest["backend"]["triton"]
+    report = report["sm90"]
+    compiled = {r["kernel"] for r in report["launches"]}
+    assert "_router_kernel" in compiled and "_rms_norm_kernel" not in compiled
+    (skip,) = report["skipped"]
+    assert skip["kernel"] == "_rms_norm_kernel" and skip["ops"] == ["mla.rms_norm"]
+    assert "CompilationError" in skip["reason"] or "forced" in skip["reason"], skip
+    assert "1 not checked" in summary(report)
+
+
+def test_time_budget_and_off_switch_are_reported(cache) -> None:
+    report = compile_sample(SAMPLE, "triton", sm90_check=True, sm90_budget_s=0.001)
+    report = report.manifest["backend"]["triton"]["sm90"]
+    assert report["launches"] == [] and report["skipped"]
+    assert all("time budget" in s["reason"] for s in report["skipped"])
+    assert not list(cache.glob("*.json"))  # budget misses are not cached
+    off = compile_sample(SAMPLE, "triton", sm90_check=False).manifest["backend"]["triton"]
+    assert "sm90_check=False" in off["sm90"]["off"]

@@ -67,9 +67,10 @@ def test_hf_folder_matches_eager(hf_folders, family: str) -> None:
     torch.testing.assert_close(prefill_then_decode(exe, IDS, 6), want, atol=1e-4, rtol=1e-4)
 
 
-def test_hf_folder_on_sim(hf_folders) -> None:
+@pytest.mark.parametrize("family", ["v3", "v2"])
+def test_hf_folder_on_sim(hf_folders, family: str) -> None:
     """The sim target runs a folder functionally and reports its cost."""
-    model, folder = hf_folders["v3"]
+    model, folder = hf_folders[family]
     exe = mlacc.compile(folder, (IDS,), target="sim", device="h100-like").load()
     torch.testing.assert_close(exe(IDS), _eager(model, IDS), atol=1e-4, rtol=1e-4)
     assert exe.report().cycles > 0

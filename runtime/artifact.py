@@ -18,8 +18,10 @@ streamed from a checkpoint never holds the whole model in memory.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +74,7 @@ class Artifact:
             zf.writestr(MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
             zf.writestr(MODULE, self.mlir)
             if self.weights:
-                with zf.open(WEIGHTS, "w", force_zip64=True) as member:
+                with zf.open(_aligned_member(zf), "w", force_zip64=True) as member:
                     write_safetensors(member, LazyWeights.of(self.weights), progress)
             for name, data in sorted(self.payload.items()):
                 zf.writestr(PAYLOAD_PREFIX + name, data)
@@ -86,6 +88,22 @@ class Artifact:
         if isinstance(self.weights, LazyWeights):
             self.weights = self.weights.materialize()
         return Executable(self)
+
+
+ALIGN = 64  # bytes: where the weights' data starts in the file (cache lines, vector loads)
+_ZIP64_EXTRA = 20  # the zip64 sizes zipfile adds to a forced-zip64 member's local header
+_PAD_ID = 0xA11E  # an extra field that only pads
+
+
+def _aligned_member(zf: zipfile.ZipFile) -> zipfile.ZipInfo:
+    """The weights member's header, padded with an extra field so its data starts at an
+    ALIGN-byte offset in the file."""
+    info = zipfile.ZipInfo(WEIGHTS)
+    info.compress_type = zipfile.ZIP_STORED
+    start = zf.fp.tell() + 30 + len(WEIGHTS.encode()) + _ZIP64_EXTRA + 4
+    pad = -start % ALIGN
+    info.extra = _PAD_ID.to_bytes(2, "little") + pad.to_bytes(2, "little") + b"\0" * pad
+    return info
 
 
 # safetensors' names of the dtypes an artifact stores
@@ -123,7 +141,9 @@ def write_safetensors(out: Any, weights: LazyWeights, progress: StreamProgress |
         }
         offset += entry.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    # the data starts ALIGN-byte aligned (safetensors asks for 8) so that, with the member
+    # itself aligned (`_aligned_member`), tensors map in place
+    text += b" " * (-(len(text) + 8) % ALIGN)
     out.write(len(text).to_bytes(8, "little"))
     out.write(text)
     for _key, tensor in weights.streamed(progress):
@@ -139,18 +159,15 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         raise ArtifactError(f"{path}: no such artifact file")
     try:
         with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise ArtifactError(f"{path}: corrupt artifact (member '{bad}' fails its checksum)")
             names = set(zf.namelist())
             for required in (MANIFEST, MODULE):
                 if required not in names:
                     raise ArtifactError(f"{path}: not an mlacc artifact (no '{required}')")
-            manifest = _parse_manifest(path, zf.read(MANIFEST))
-            mlir = zf.read(MODULE).decode("utf-8")
-            weights = _load_weights(path, zf.read(WEIGHTS)) if WEIGHTS in names else {}
+            manifest = _parse_manifest(path, _member(path, zf, MANIFEST))
+            mlir = _member(path, zf, MODULE).decode("utf-8")
+            weights = _map_weights(path, zf, zf.getinfo(WEIGHTS)) if WEIGHTS in names else {}
             payload = {
-                n[len(PAYLOAD_PREFIX) :]: zf.read(n)
+                n[len(PAYLOAD_PREFIX) :]: _member(path, zf, n)
                 for n in names
                 if n.startswith(PAYLOAD_PREFIX) and not n.endswith("/")
             }
@@ -201,14 +218,83 @@ def _parse_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     return manifest
 
 
-def _load_weights(path: Path, blob: bytes) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
+def _member(path: Path, zf: zipfile.ZipFile, name: str) -> bytes:
+    """A member's bytes; a CRC mismatch names the member."""
     try:
-        return load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as err:
+        return zf.read(name)
+    except zipfile.BadZipFile as err:
+        if "CRC" in str(err):
+            raise ArtifactError(
+                f"{path}: corrupt artifact (member '{name}' fails its checksum)"
+            ) from None
+        raise
+
+
+# safetensors' dtype names -> torch
+_TORCH_DTYPES = {name: getattr(torch, dtype) for dtype, name in _ST_DTYPES.items()}
+_CRC_CHUNK = 64 * 2**20
+
+
+def _map_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, torch.Tensor]:
+    """The weights member as tensors over a copy-on-write memory map of the file: nothing is
+    read into the process but the header, the pages are the file's (shared, reclaimable) until
+    a tensor is written to. The member's CRC is checked first, chunk by chunk."""
+    import mmap
+
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ArtifactError(f"{path}: corrupt artifact ('{WEIGHTS}' is compressed)")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ArtifactError(f"{path}: corrupt artifact ('{WEIGHTS}' has no local header)")
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+        start += int.from_bytes(local[28:30], "little")
+        if start + info.file_size > os.path.getsize(path):
+            raise ArtifactError(f"{path}: truncated artifact ('{WEIGHTS}' runs past the end)")
+        if info.file_size == 0:
+            raise ArtifactError(f"{path}: corrupt weights.safetensors (empty)")
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    view = memoryview(mapped)[start : start + info.file_size]
+    crc = 0
+    for at in range(0, len(view), _CRC_CHUNK):
+        crc = zlib.crc32(view[at : at + _CRC_CHUNK], crc)
+    if crc != info.CRC:
+        raise ArtifactError(f"{path}: corrupt artifact (member '{WEIGHTS}' fails its checksum)")
+    try:
+        return _tensors(view, mapped, start)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RuntimeError) as err:
         raise ArtifactError(f"{path}: corrupt weights.safetensors ({err})") from None
+
+
+def _tensors(view: memoryview, mapped: Any, start: int) -> dict[str, torch.Tensor]:
+    """Parses a safetensors blob (`view`, at `start` in `mapped`) into tensors over `mapped`."""
+    size = int.from_bytes(view[:8], "little")
+    if not 0 < size <= len(view) - 8:
+        raise ValueError(f"header size {size} does not fit the {len(view)}-byte file")
+    header = json.loads(bytes(view[8 : 8 + size]))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    header.pop("__metadata__", None)
+    data = start + 8 + size
+    end = len(view) - 8 - size
+    out = {}
+    for key, entry in header.items():
+        dtype = _TORCH_DTYPES[entry["dtype"]]
+        shape = [int(d) for d in entry["shape"]]
+        lo, hi = (int(x) for x in entry["data_offsets"])
+        count = math.prod(shape)
+        if not 0 <= lo <= hi <= end or hi - lo != count * dtype.itemsize:
+            raise ValueError(f"tensor '{key}' has data offsets {lo}..{hi} for {dtype}{shape}")
+        if count == 0:
+            out[key] = torch.empty(shape, dtype=dtype)
+            continue
+        flat = torch.frombuffer(mapped, dtype=torch.uint8, count=hi - lo, offset=data + lo)
+        tensor = flat.view(dtype).view(shape)
+        # in place when aligned (our writer aligns the data; tensors of odd sizes shift the
+        # ones after them), else a copy: generated code may assume aligned operands
+        out[key] = tensor if (data + lo) % ALIGN == 0 else tensor.clone()
+    return out
 
 
 def _check_payload(path: Path, manifest: dict[str, Any], payload: dict[str, bytes]) -> None:

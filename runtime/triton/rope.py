@@ -43,6 +43,21 @@ def rope_block(dr: int) -> int:
 
 
 @triton.jit
+def rope_pairs(c, half, LAYOUT: tl.constexpr):
+    """For channels `c` of a rotary part of ``2 * half`` channels: each one's pair index (its
+    frequency), its partner channel and whether it is its pair's first member."""
+    if LAYOUT == 0:
+        pair = c // 2
+        partner = c ^ 1
+        first = (c % 2) == 0
+    else:
+        pair = c % half
+        partner = tl.where(c < half, c + half, c - half)
+        first = c < half
+    return pair, partner, first
+
+
+@triton.jit
 def load_rotated(
     ptr,
     row_off,
@@ -67,15 +82,7 @@ def load_rotated(
     base = ptr + row_off[:, None]
     x = tl.load(base + c[None, :], mask=m, other=0.0).to(tl.float32)
     if ROTATE:
-        half = dr // 2
-        if LAYOUT == 0:
-            pair = c // 2
-            partner = c ^ 1
-            first = (c % 2) == 0
-        else:
-            pair = c % half
-            partner = tl.where(c < half, c + half, c - half)
-            first = c < half
+        pair, partner, first = rope_pairs(c, dr // 2, LAYOUT)
         xp = tl.load(base + partner[None, :], mask=m, other=0.0).to(tl.float32)
         tm = m & (pos[:, None] >= 0) & (pos[:, None] < n_tab)
         t_off = pos.to(tl.int64)[:, None] * stride_tab + pair[None, :]

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ..semantics.rope import inv_freq
 from ._common import INTERPRET, check_device, next_pow2, round_mode, round_to
-from .rope import INTERLEAVED, ROTATE_HALF
+from .rope import INTERLEAVED, ROTATE_HALF, rope_pairs
 
 _freqs: dict[tuple[str, int, torch.device], torch.Tensor] = {}
 
@@ -40,15 +40,7 @@ def _rotary_kernel(
 ):
     rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
     c = tl.arange(0, BLOCK_D)
-    half = d // 2
-    if LAYOUT == 0:
-        pair = c // 2
-        partner = c ^ 1
-        first = (c % 2) == 0
-    else:
-        pair = c % half
-        partner = tl.where(c < half, c + half, c - half)
-        first = c < half
+    pair, partner, first = rope_pairs(c, d // 2, LAYOUT)
     mask = (rows < n_rows)[:, None] & (c < d)[None, :]
     base = x_ptr + rows[:, None] * d
     x = tl.load(base + c[None, :], mask=mask, other=0.0).to(tl.float32)

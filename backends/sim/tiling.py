@@ -194,7 +194,12 @@ def tile_matmul(
     a_once = batch_c == 1 and mt == 1 and kt == 1
     load = tn * tk * w.b_bytes + (0 if a_once else tm * tk * w.a_bytes)
     once = m_c * w.k * w.a_bytes if a_once else 0
-    hbm = _matmul_hbm(device, w, m_c, batch_c, (tm, tn), cores, a_once)
+    a_reads = cores * once if a_once else batch_c * m_c * w.k * w.a_bytes * nt
+    tile_traffic = (
+        a_reads + batch_c * w.n * w.k * w.b_bytes * mt + batch_c * m_c * w.n * w.out_bytes
+    )
+    unique = batch_c * (m_c * w.k * w.a_bytes + w.n * w.k * w.b_bytes + m_c * w.n * w.out_bytes)
+    hbm = _hbm_traffic(device, tile_traffic, unique)
     notes = []
     if w.imbalance != 1.0:
         notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
@@ -217,40 +222,14 @@ def tile_matmul(
     )
 
 
-def _matmul_hbm(
-    device: Device,
-    w: MatmulWork,
-    m_c: int,
-    batch_c: int,
-    tile: tuple[int, int],
-    cores: int,
-    a_once: bool,
-) -> float:
-    """HBM bytes of one chip's share of a matmul.
-
-    Without an L2 every tile's operands come from HBM: A once per column of tiles, B once per
-    row (A once per core when it is loaded once). With an L2 the cores run waves of about
-    `cores` output tiles, ``gm x gn`` of them, whose operand panels the L2 holds while the
-    wave walks ``k`` (the panels of one ``k`` step are small): A is fetched once per column
-    of waves and B once per row of waves, with the wave shape that fetches least. An
-    operand that fits in half the L2 stays there and is fetched once.
-    """
-    tm, tn = tile
-    mt, nt = math.ceil(m_c / tm), math.ceil(w.n / tn)
-    a = m_c * w.k * w.a_bytes
-    b = w.n * w.k * w.b_bytes
-    out = m_c * w.n * w.out_bytes
-    if device.l2 is None:
-        a_reads = cores * a if a_once else a * nt
-        return batch_c * (a_reads + b * mt + out)
-    half = device.l2.capacity_bytes / 2
-    best = math.inf
-    for gm in range(1, min(mt, cores) + 1):
-        gn = min(nt, max(1, cores // gm))
-        a_passes = 1 if a <= half else math.ceil(nt / gn)
-        b_passes = 1 if b <= half else math.ceil(mt / gm)
-        best = min(best, a * a_passes + b * b_passes)
-    return batch_c * (best + out)
+def _hbm_traffic(device: Device, tile_traffic: float, unique: float) -> float:
+    """HBM bytes of one chip: without an L2 every tile comes from HBM; with one, each byte is
+    fetched once while the working set fits the L2; beyond, every byte about (working set /
+    L2 size) times, never more than the tiles move."""
+    if device.l2 is None or unique <= 0:
+        return tile_traffic
+    refetch = max(1.0, unique / device.l2.capacity_bytes)
+    return min(tile_traffic, unique * refetch)
 
 
 def tile_attention(
@@ -268,7 +247,14 @@ def tile_attention(
             + m * tt * ACC_BYTES
         )
 
-    qb, tt = _attention_tile(w, device, buffers, footprint, op)
+    # Give up query rows first: long cache tiles keep the tensor engine's columns full.
+    qb, tt = _fit(
+        [min(w.q_len, 64), min(w.kv_len, 512)],
+        [1, min(w.kv_len, MIN_TILE)],
+        footprint,
+        device.core.sram_bytes,
+        f"{op} attention",
+    )
     units = w.batch * math.ceil(w.q_len / qb)
     chips = min(device.chips, units)
     units_c = math.ceil(units / chips)
@@ -282,12 +268,7 @@ def tile_attention(
     # it), so the average block streams kv_len - (q_len - qb) / 2 tokens.
     span = max(0, w.q_len - qb)
     seen = w.kv_len - span / 2
-    stream = units * seen * w.entry_bytes  # what the tiles load
-    if _kv_resident(w, device, qb, cores * chips):
-        # the query blocks of a sequence run side by side and its cache stays in the L2:
-        # HBM reads each sequence's cache once (at the compiled length, the tiles' `seen`
-        # tokens on average; with_context scales both alike)
-        stream = w.batch * seen * w.entry_bytes
+    stream = units * seen * w.entry_bytes
     base = KernelSchedule(
         op=op,
         chips=chips,
@@ -317,53 +298,6 @@ def tile_attention(
         **extra,
     )
     return base.with_context(w.kv_len)
-
-
-def _attention_tile(w: AttentionWork, device: Device, buffers: int, footprint, op: str):
-    """The ``(query block, cache tile)`` with the least estimated time on the busiest core:
-    units x cache tiles x max(tensor-engine cycles, load cycles), over the candidates that fit
-    the scratchpad. Bigger query blocks re-read the cache fewer times (prefill); decode has
-    one query row per sequence and picks the cache tile alone."""
-    key = (w, device.source, buffers)
-    if key in _TILES:
-        return _TILES[key]
-    best, best_key = None, None
-    for qb in _pow2_upto(min(w.q_len, 256), 1):
-        for tt in _pow2_upto(min(w.kv_len, 512), min(w.kv_len, MIN_TILE)):
-            if footprint([qb, tt]) > device.core.sram_bytes:
-                continue
-            units = w.batch * math.ceil(w.q_len / qb)
-            cores = min(device.cores * device.chips, units)
-            bw, _ = tile_source(device, min(device.cores, units))
-            seen = w.kv_len - max(0, w.q_len - qb) / 2
-            per_tile = max(
-                matmul_cycles(device, qb * w.heads, tt, w.k_dim + w.v_dim, w.dtype),
-                tt * w.entry_bytes / bw,
-            )
-            estimate = math.ceil(units / cores) * math.ceil(seen / tt) * per_tile
-            candidate = (estimate, -qb * tt)
-            if best_key is None or candidate < best_key:
-                best, best_key = (qb, tt), candidate
-    if best is None:
-        floor = [1, min(w.kv_len, MIN_TILE)]
-        raise TilingError(
-            f"{op} attention: the smallest tile ({'x'.join(map(str, floor))}) needs "
-            f"{footprint(floor)} bytes of scratchpad; the device has {device.core.sram_bytes}"
-        )
-    _TILES[key] = best
-    return best
-
-
-def _kv_resident(w: AttentionWork, device: Device, qb: int, cores: int) -> bool:
-    """Whether the caches of the sequences whose query blocks run at once fit in half the L2
-    (units run sequence by sequence, a sequence's blocks side by side)."""
-    if device.l2 is None:
-        return False
-    blocks = math.ceil(w.q_len / qb)
-    if blocks == 1:
-        return False  # one unit per sequence: nothing to reuse
-    at_once = min(w.batch, math.ceil(cores / blocks))
-    return at_once * w.kv_len * w.entry_bytes <= device.l2.capacity_bytes / 2
 
 
 def tile_stream(

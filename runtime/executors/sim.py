@@ -8,7 +8,6 @@ outputs are meta tensors and attention kernels cost the compiled context length.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -159,12 +158,8 @@ class SimExecutor(PlanExecutor):
                 begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
                 sharing = schedule.cores + timeline.streaming_cores(begin)
                 cost = self._cost(schedule, context, sharing)
-                end = max(
-                    begin + cost.cycles, timeline.hbm_end(begin, schedule.at_context(context))
-                )
-                if end > begin + cost.cycles:
-                    cost = replace(cost, cycles=end - begin)
-                timeline.commit(chosen, end)
+                timeline.commit(chosen, begin + cost.cycles)
+                end = begin + cost.cycles
                 kernels.append(kernel_timing(schedule.at_context(context), cost, begin, step.loc))
                 if self.detail:
                     events += trace_events(cost, schedule, start + begin, step.op)
@@ -174,11 +169,7 @@ class SimExecutor(PlanExecutor):
         first = inputs[0] if inputs else None
         batch = int(first.shape[0]) if first is not None and first.dim() else 1
         tokens = int(first.shape[1]) if first is not None and first.dim() > 1 else 1
-        call = CallRecord(entry, batch, tokens, start, kernels, events)
-        power = self.device.power
-        call.static_energy_pj = power.static_w * self.device.seconds(call.cycles) * 1e12
-        call.static_energy_pj *= self.device.chips
-        return call
+        return CallRecord(entry, batch, tokens, start, kernels, events)
 
     def _cost(self, schedule: KernelSchedule, context: int, streaming: int) -> KernelCost:
         key = (id(schedule), context, streaming, self.detail)

@@ -36,7 +36,6 @@ class TensorEngine:
 
     array: tuple[int, int]
     macs_per_cycle: dict[str, float]
-    efficiency: float = 1.0  # achievable fraction of the rate in a kernel's steady state
 
     def supports(self, dtype: str) -> bool:
         """Whether the tensor engine takes `dtype` inputs."""
@@ -69,12 +68,6 @@ class Memory:
     bandwidth: float  # bytes/s
     latency_s: float
     capacity_bytes: int
-    efficiency: float = 1.0  # achievable fraction of `bandwidth` (refresh, page misses, ...)
-
-    @property
-    def achievable(self) -> float:
-        """Bytes/s a streaming kernel can sustain: `bandwidth` x `efficiency`."""
-        return self.bandwidth * self.efficiency
 
 
 @dataclass(frozen=True)
@@ -95,15 +88,6 @@ class Energy:
 
 
 @dataclass(frozen=True)
-class Power:
-    """What a chip costs whatever it computes: static (idle + leakage) power, and the gap
-    between consecutive kernels (launch and synchronization)."""
-
-    static_w: float = 0.0  # per chip
-    launch_s: float = 0.0  # per kernel
-
-
-@dataclass(frozen=True)
 class Device:
     """A simulated accelerator: `chips` chips of `cores` identical cores each."""
 
@@ -118,7 +102,6 @@ class Device:
     energy: Energy
     source: str = field(repr=False)  # the TOML text this was parsed from
     l2: Memory | None = None  # per chip: tiles stream from here; HBM sees compulsory traffic
-    power: Power = field(default_factory=Power)
 
     @property
     def clock_hz(self) -> float:
@@ -132,13 +115,8 @@ class Device:
 
     @property
     def hbm_bytes_per_cycle(self) -> float:
-        """HBM bytes per cycle of one chip (datasheet: the roofline's bound)."""
+        """HBM bytes per cycle of one chip."""
         return self.hbm.bandwidth / self.clock_hz
-
-    @property
-    def hbm_achievable_per_cycle(self) -> float:
-        """HBM bytes per cycle of one chip a streaming kernel sustains (`Memory.efficiency`)."""
-        return self.hbm.achievable / self.clock_hz
 
     @property
     def l2_bytes_per_cycle(self) -> float:
@@ -170,7 +148,6 @@ class Device:
             "cores": self.cores,
             "sram_bytes": self.core.sram_bytes,
             "hbm_bandwidth": self.hbm.bandwidth * self.chips,
-            "hbm_achievable_bandwidth": self.hbm.achievable * self.chips,
             "hbm_latency_s": self.hbm.latency_s,
             "hbm_capacity_bytes": self.hbm.capacity_bytes * self.chips,
             "link_bandwidth": self.link.bandwidth if self.link else None,
@@ -178,8 +155,6 @@ class Device:
             "l2_bandwidth": self.l2.bandwidth * self.chips if self.l2 else None,
             "peak_flops": {d: self.peak_flops(d) for d in self.core.tensor.macs_per_cycle},
             "vector_ops_per_s": self.core.vector.ops_per_cycle * core_cycles_per_s,
-            "static_w": self.power.static_w * self.chips,
-            "launch_s": self.power.launch_s,
         }
 
 
@@ -231,7 +206,6 @@ _SHAPE = _Leaf(
     tuple,
 )
 _PER_DTYPE = {d: _Optional(_POSITIVE) for d in DTYPES}
-_FRACTION = _Leaf("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, float)
 
 _SCHEMA: dict[str, Any] = {
     "name": _TEXT,
@@ -243,29 +217,12 @@ _SCHEMA: dict[str, Any] = {
         "sram_kib": _COUNT,
         "dma_engines": _COUNT,
         "dma_bytes_per_cycle": _POSITIVE,
-        "tensor": {
-            "array": _SHAPE,
-            "macs_per_cycle": _PER_DTYPE,
-            "efficiency": _Optional(_FRACTION),
-        },
+        "tensor": {"array": _SHAPE, "macs_per_cycle": _PER_DTYPE},
         "vector": {"lanes": _COUNT, "ops_per_cycle": _POSITIVE},
     },
-    "hbm": {
-        "bandwidth_gbs": _POSITIVE,
-        "latency_ns": _NON_NEGATIVE,
-        "capacity_gib": _POSITIVE,
-        "efficiency": _Optional(_FRACTION),
-    },
+    "hbm": {"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE, "capacity_gib": _POSITIVE},
     "l2": _Optional(
-        {
-            "size_mib": _POSITIVE,
-            "bandwidth_gbs": _POSITIVE,
-            "latency_ns": _NON_NEGATIVE,
-            "efficiency": _Optional(_FRACTION),
-        }
-    ),
-    "power": _Optional(
-        {"static_w": _Optional(_NON_NEGATIVE), "launch_ns": _Optional(_NON_NEGATIVE)}
+        {"size_mib": _POSITIVE, "bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}
     ),
     "link": _Optional({"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}),
     "energy": {
@@ -340,7 +297,6 @@ def _build(raw: dict[str, Any], text: str) -> Device:
             bandwidth=hbm["bandwidth_gbs"] * 1e9,
             latency_s=hbm["latency_ns"] / 1e9,
             capacity_bytes=round(hbm["capacity_gib"] * 2**30),
-            efficiency=hbm.get("efficiency", 1.0),
         ),
         link=Link(link["bandwidth_gbs"] * 1e9, link["latency_ns"] / 1e9) if link else None,
         l2=(
@@ -348,14 +304,9 @@ def _build(raw: dict[str, Any], text: str) -> Device:
                 bandwidth=l2["bandwidth_gbs"] * 1e9,
                 latency_s=l2["latency_ns"] / 1e9,
                 capacity_bytes=round(l2["size_mib"] * 2**20),
-                efficiency=l2.get("efficiency", 1.0),
             )
             if l2
             else None
-        ),
-        power=Power(
-            static_w=raw.get("power", {}).get("static_w", 0.0),
-            launch_s=raw.get("power", {}).get("launch_ns", 0.0) / 1e9,
         ),
         energy=Energy(**energy),
         source=text,

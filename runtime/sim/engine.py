@@ -47,7 +47,7 @@ def matmul_cycles(device: Device, m: int, n: int, k: int, dtype: str) -> float:
     tensor = device.core.tensor
     rows, cols = tensor.array
     padded = math.ceil(m / rows) * rows * math.ceil(n / cols) * cols * k
-    return padded / (tensor.macs_per_cycle[dtype] * tensor.efficiency)
+    return padded / tensor.macs_per_cycle[dtype]
 
 
 def tile_source(device: Device, cores: int) -> tuple[float, float]:
@@ -56,7 +56,7 @@ def tile_source(device: Device, cores: int) -> tuple[float, float]:
     of that level's bandwidth and at most its DMA engines' rate."""
     core = device.core
     level = device.l2 or device.hbm
-    share = level.achievable / device.clock_hz / cores
+    share = level.bandwidth / device.clock_hz / cores
     return min(share, core.dma_engines * core.dma_bytes_per_cycle), device.cycles(level.latency_s)
 
 
@@ -137,14 +137,13 @@ def simulate_kernel(
     # chip's HBM bandwidth still bounds the kernel.
     hbm_floor = 0.0
     if device.l2 is not None and s.hbm_bytes:
-        share = device.hbm_achievable_per_cycle * s.cores / streaming
+        share = device.hbm_bytes_per_cycle * s.cores / streaming
         hbm_floor = s.hbm_bytes / s.chips / share + device.cycles(device.hbm.latency_s)
         cycles = max(cycles, start + hbm_floor)
     if t_link and s.link_phase != "dispatch":
         if trace:
             events.append(("link", "combine", cycles, t_link))
         cycles += t_link
-    cycles += device.cycles(device.power.launch_s)  # the gap before the next kernel
 
     n_cores = s.cores * s.chips
     busy = {
@@ -232,7 +231,6 @@ class CallTimeline:
     device: Device
     core_free: list[list[float]] = field(default_factory=list)
     running: list[list[tuple[float, int]]] = field(default_factory=list)  # chip -> (end, cores)
-    hbm_free: float = 0.0  # when a chip's HBM has served every byte asked of it so far
 
     def __post_init__(self) -> None:
         self.core_free = [[0.0] * self.device.cores for _ in range(self.device.chips)]
@@ -253,15 +251,6 @@ class CallTimeline:
     def streaming_cores(self, at: float) -> int:
         """Cores of chip 0 busy with kernels still running at `at`."""
         return sum(n for end, n in self.running[0] if end > at)
-
-    def hbm_end(self, begin: float, s: KernelSchedule) -> float:
-        """The earliest end of kernel `s` started at `begin` as far as HBM is concerned, and
-        books its bytes: a chip's HBM serves the bytes of overlapping kernels one after the
-        other at its achievable bandwidth, so together they never move more than it allows
-        (a kernel that starts while others stream waits for their bytes, and they for its)."""
-        need = s.hbm_bytes / s.chips / self.device.hbm_achievable_per_cycle
-        self.hbm_free = max(self.hbm_free, begin) + need
-        return self.hbm_free
 
     def commit(self, chosen: list, end: float) -> None:
         """Occupies the `chosen` cores until `end`."""

@@ -63,7 +63,6 @@ class CallRecord:
     start: float  # cycles since the run began
     kernels: list[KernelTiming]
     events: list[TraceEvent] = field(default_factory=list)
-    static_energy_pj: float = 0.0  # the chips' static power over the call
 
     @property
     def cycles(self) -> float:
@@ -127,7 +126,6 @@ class SimReport:
         for call in self.calls:
             if entry is None or call.entry == entry:
                 t.cycles += call.cycles
-                t.energy_pj += call.static_energy_pj
                 for k in call.kernels:
                     t.add(k)
         return t

@@ -29,7 +29,7 @@ from .tiling import (
     tile_matmul,
     tile_stream,
 )
-from .workloads import VIEW_OPS, layer_of_key, workload
+from .workloads import VIEW_OPS, layer_of_key, nbytes, workload
 
 PRESETS = Path(__file__).parent / "devices"
 FALLBACK_DTYPES = tuple(d for d in DTYPES if d != "fp8")
@@ -44,6 +44,10 @@ FREE_OPS = VIEW_OPS | {
 }
 
 
+# Earlier names of presets, still accepted.
+ALIASES = {"h200": "h200-like"}
+
+
 def presets() -> list[str]:
     """Names of the device presets shipped with the `sim` target."""
     return sorted(p.stem for p in PRESETS.glob("*.toml"))
@@ -51,6 +55,7 @@ def presets() -> list[str]:
 
 def resolve_device(spec: str) -> Device:
     """A preset name (``h100-like``) or a TOML file path -> `Device` (DeviceError if neither)."""
+    spec = ALIASES.get(spec, spec)
     if spec in presets():
         return load_device(PRESETS / f"{spec}.toml")
     path = Path(spec)
@@ -119,6 +124,8 @@ class _Lowering:
         self.weight_only: set[ir.Value] = set()  # from weights and constants alone
         self.weights: set[ir.Value] = set()  # ... and from at least one weight
         self.layer: dict[ir.Value, int] = {}
+        self.alias: dict[ir.Value, ir.Value] = {}  # view result -> the value it views
+        self.recent: dict[ir.Value, int] = {}  # kernel outputs still in the L2 -> bytes
 
     def function(self, f: func.FuncOp) -> int:
         ops = list(f.regions[0].blocks[0].operations)
@@ -127,9 +134,11 @@ class _Lowering:
         for op in ops:
             layer = self._layer(op)
             if self._is_free(op) or op.operation in scheduled:
+                if op.operation.name in VIEW_OPS and op.operands:
+                    self.alias[op.results[0]] = self._root(op.operands[0])
                 continue
             try:
-                schedule = self._schedule(op, layer)
+                schedule = self._l2_resident(op, self._schedule(op, layer))
             except TilingError as err:
                 raise PassError(
                     f"cannot lower '{op.operation.name}' for device '{self.device.name}': {err}",
@@ -138,6 +147,36 @@ class _Lowering:
             annotate(op, schedule)
             count += 1
         return count
+
+    def _root(self, value: ir.Value) -> ir.Value:
+        return self.alias.get(value, value)
+
+    def _l2_resident(self, op: ir.OpView, s: KernelSchedule) -> KernelSchedule:
+        """`s` less the HBM reads of operands that earlier kernels wrote and the chip's L2
+        still holds: the last kernel outputs written, back to half the L2's capacity (the
+        other half for the tiles streaming through). Notes the saving."""
+        if self.device.l2 is None:
+            return s
+        seen, resident = set(), 0
+        for value in op.operands:
+            root = self._root(value)
+            if root in self.recent and root not in seen:
+                seen.add(root)
+                resident += self.recent[root]
+        written = sum(_nbytes(r) for r in op.results)
+        self.recent[op.results[0]] = written
+        budget, kept = self.device.l2.capacity_bytes / 2, {}
+        for value, n in reversed(self.recent.items()):
+            if n > budget:
+                break
+            kept[value] = n
+            budget -= n
+        self.recent = dict(reversed(kept.items()))
+        saved = min(resident, s.hbm_bytes - written)
+        if saved <= 0:
+            return s
+        note = f"{saved / 1e6:.3g} MB of operands read from the L2 (written by earlier kernels)"
+        return dataclasses.replace(s, hbm_bytes=s.hbm_bytes - saved, notes=(*s.notes, note))
 
     def _layer(self, op: ir.OpView) -> int | None:
         """The layer of the weights `op` reads (None: weights outside the layers, such as the
@@ -186,6 +225,11 @@ class _Lowering:
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
         return tile_stream(work, self.device, name, self.buffers, **extra)
+
+
+def _nbytes(value: ir.Value) -> int:
+    info = tensor_info(value.type)
+    return nbytes(info) if info is not None else 0
 
 
 # --- schedule <-> IR ---

@@ -198,8 +198,11 @@ def tile_matmul(
     tile_traffic = (
         a_reads + batch_c * w.n * w.k * w.b_bytes * mt + batch_c * m_c * w.n * w.out_bytes
     )
-    unique = batch_c * (m_c * w.k * w.a_bytes + w.n * w.k * w.b_bytes + m_c * w.n * w.out_bytes)
-    hbm = _hbm_traffic(device, tile_traffic, unique)
+    hbm = (
+        tile_traffic
+        if device.l2 is None
+        else _matmul_hbm(device, w, m_c, batch_c, (tm, tn), cores, tile_traffic)
+    )
     notes = []
     if w.imbalance != 1.0:
         notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
@@ -222,14 +225,40 @@ def tile_matmul(
     )
 
 
-def _hbm_traffic(device: Device, tile_traffic: float, unique: float) -> float:
-    """HBM bytes of one chip: without an L2 every tile comes from HBM; with one, each byte is
-    fetched once while the working set fits the L2; beyond, every byte about (working set /
-    L2 size) times, never more than the tiles move."""
-    if device.l2 is None or unique <= 0:
-        return tile_traffic
-    refetch = max(1.0, unique / device.l2.capacity_bytes)
-    return min(tile_traffic, unique * refetch)
+def _matmul_hbm(
+    device: Device,
+    w: MatmulWork,
+    m_c: int,
+    batch_c: int,
+    tile: tuple[int, int],
+    cores: int,
+    tile_traffic: float,
+) -> float:
+    """HBM bytes of one chip's products when tiles stream through the L2.
+
+    The cores take output tiles product by product, so ``ceil(cores / tiles per product)``
+    products are in flight at once. Per product, the output is written once. When the smaller
+    operands of the products in flight fit in half the L2, they stay resident while the other
+    operands stream past them once: both are read once. Otherwise a product's cores work on a
+    wave of output tiles at a time, grouped into a ``gm x gn`` block of tile rows and columns
+    (the rasterization GEMM libraries use): a wave reads its ``gm`` A panels and ``gn`` B
+    panels once and shares them through the L2, so A is read once per column of waves and B
+    once per row of waves. Never more than the tiles move.
+    """
+    tm, tn = tile
+    a = m_c * w.k * w.a_bytes
+    b = w.n * w.k * w.b_bytes
+    out = m_c * w.n * w.out_bytes
+    mt, nt = math.ceil(m_c / tm), math.ceil(w.n / tn)
+    in_flight = min(batch_c, math.ceil(cores / (mt * nt)))
+    if min(a, b) * in_flight <= device.l2.capacity_bytes / 2:
+        reads = a + b
+    else:
+        wave = min(max(1, cores // in_flight), mt * nt)
+        gm = max(1, min(mt, round(math.sqrt(wave))))
+        gn = max(1, min(nt, math.ceil(wave / gm)))
+        reads = a * math.ceil(nt / gn) + b * math.ceil(mt / gm)
+    return min(tile_traffic, batch_c * (reads + out))
 
 
 def tile_attention(
@@ -247,14 +276,7 @@ def tile_attention(
             + m * tt * ACC_BYTES
         )
 
-    # Give up query rows first: long cache tiles keep the tensor engine's columns full.
-    qb, tt = _fit(
-        [min(w.q_len, 64), min(w.kv_len, 512)],
-        [1, min(w.kv_len, MIN_TILE)],
-        footprint,
-        device.core.sram_bytes,
-        f"{op} attention",
-    )
+    qb, tt = _attention_tile(w, device, buffers, footprint, op)
     units = w.batch * math.ceil(w.q_len / qb)
     chips = min(device.chips, units)
     units_c = math.ceil(units / chips)
@@ -268,7 +290,7 @@ def tile_attention(
     # it), so the average block streams kv_len - (q_len - qb) / 2 tokens.
     span = max(0, w.q_len - qb)
     seen = w.kv_len - span / 2
-    stream = units * seen * w.entry_bytes
+    stream = _attention_hbm(device, w, qb, cores * chips, units * seen * w.entry_bytes)
     base = KernelSchedule(
         op=op,
         chips=chips,
@@ -298,6 +320,53 @@ def tile_attention(
         **extra,
     )
     return base.with_context(w.kv_len)
+
+
+def _attention_tile(w: AttentionWork, device: Device, buffers: int, footprint, op: str):
+    """The ``(query block, cache tokens)`` tile with the least estimated time on the busiest
+    core, among those that fit the scratchpad: each costs units x cache tiles x max(matmul,
+    load) cycles. More query rows per tile mean fewer passes over the cache."""
+    sram = device.core.sram_bytes
+    best, best_key = None, None
+    for qb in _pow2_upto(min(w.q_len, 128), 1):
+        for tt in _pow2_upto(min(w.kv_len, 512), min(w.kv_len, MIN_TILE)):
+            if footprint([qb, tt]) > sram:
+                continue
+            units = w.batch * math.ceil(w.q_len / qb)
+            cores = min(device.cores * device.chips, units)
+            bw, _ = tile_source(device, min(device.cores, cores))
+            seen = w.kv_len - max(0, w.q_len - qb) / 2
+            per_tile = max(
+                matmul_cycles(device, qb * w.heads, tt, w.k_dim + w.v_dim, w.dtype),
+                tt * w.entry_bytes / bw,
+            )
+            estimate = math.ceil(units / cores) * math.ceil(seen / tt) * per_tile
+            key = (estimate, -qb)
+            if best_key is None or key < best_key:
+                best, best_key = (qb, tt), key
+    if best is None:
+        smallest = [1, min(w.kv_len, MIN_TILE)]
+        raise TilingError(
+            f"the smallest {op} attention tile ({'x'.join(map(str, smallest))}) needs "
+            f"{footprint(smallest)} bytes of scratchpad; the device has {sram}"
+        )
+    return best
+
+
+def _attention_hbm(
+    device: Device, w: AttentionWork, qb: int, cores: int, tile_traffic: float
+) -> float:
+    """HBM bytes of the cache stream. Without an L2 every tile comes from HBM. With one, the
+    query blocks of a sequence that run at once share its cache through the L2: while the
+    caches of the sequences in flight (``cores`` units, sequence by sequence) fit, each
+    sequence's cache is read from HBM once; beyond, about once per L2-full."""
+    if device.l2 is None:
+        return tile_traffic
+    blocks = math.ceil(w.q_len / qb)
+    per_seq = w.kv_len * w.entry_bytes
+    in_flight = math.ceil(min(cores, w.batch * blocks) / blocks) * per_seq
+    refetch = max(1.0, in_flight / device.l2.capacity_bytes)
+    return min(tile_traffic, w.batch * per_seq * refetch)
 
 
 def tile_stream(

@@ -16,7 +16,14 @@ from ..errors import ArtifactError
 from ..interpreter import PlanInterpreter, value_refs
 from ..plan import Function, Step
 from ..sim.device import Device, DeviceError, parse_device
-from ..sim.engine import CallTimeline, KernelCost, kernel_timing, simulate_kernel, trace_events
+from ..sim.engine import (
+    CallTimeline,
+    KernelCost,
+    bandwidth_draw,
+    kernel_timing,
+    simulate_kernel,
+    trace_events,
+)
 from ..sim.records import CallRecord, SimReport
 from ..sim.schedule import KernelSchedule
 from .base import PlanExecutor
@@ -155,10 +162,10 @@ class SimExecutor(PlanExecutor):
                 context = self.interpreter.contexts.get(
                     id(step), schedule.context.length if schedule.context else 0
                 )
-                begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
-                sharing = schedule.cores + timeline.streaming_cores(begin)
-                cost = self._cost(schedule, context, sharing)
-                timeline.commit(chosen, begin + cost.cycles)
+                begin, cost, chosen = self._place(timeline, schedule, context, at)
+                timeline.commit(
+                    chosen, begin + cost.cycles, bandwidth_draw(self.device, schedule, cost)
+                )
                 end = begin + cost.cycles
                 kernels.append(kernel_timing(schedule.at_context(context), cost, begin, step.loc))
                 if self.detail:
@@ -169,15 +176,34 @@ class SimExecutor(PlanExecutor):
         first = inputs[0] if inputs else None
         batch = int(first.shape[0]) if first is not None and first.dim() else 1
         tokens = int(first.shape[1]) if first is not None and first.dim() > 1 else 1
-        return CallRecord(entry, batch, tokens, start, kernels, events)
+        record = CallRecord(entry, batch, tokens, start, kernels, events)
+        record.static_pj = (
+            self.device.energy.static_w
+            * self.device.chips
+            * 1e12
+            * (self.device.seconds(record.cycles))
+        )
+        return record
 
-    def _cost(self, schedule: KernelSchedule, context: int, streaming: int) -> KernelCost:
-        key = (id(schedule), context, streaming, self.detail)
+    def _place(self, timeline: CallTimeline, schedule: KernelSchedule, context: int, at: float):
+        """(start, cost, cores) of a kernel whose operands are ready at `at`: on the
+        earliest-free cores with the bandwidth the running kernels leave, or, when that ends
+        later, once they have released it all."""
+        begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
+        share = timeline.free_share(begin)
+        cost = self._cost(schedule, context, share) if share > 0 else None
+        if share < 1.0:
+            later = timeline.released(begin)
+            alone = self._cost(schedule, context, timeline.free_share(later))
+            if cost is None or later + alone.cycles < begin + cost.cycles:
+                begin, cost = later, alone
+        return begin, cost, chosen
+
+    def _cost(self, schedule: KernelSchedule, context: int, share: float) -> KernelCost:
+        key = (id(schedule), context, share, self.detail)
         cost = self._costs.get(key)
         if cost is None:
-            cost = simulate_kernel(
-                schedule.at_context(context), self.device, self.detail, streaming
-            )
+            cost = simulate_kernel(schedule.at_context(context), self.device, self.detail, share)
             self._costs[key] = cost
         return cost
 

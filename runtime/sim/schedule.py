@@ -49,7 +49,7 @@ class ContextStream:
     units_per_core: int  # (sequence, query block) units the busiest core runs
     unit_in: float  # bytes each unit loads once (its queries)
     unit_out: float  # bytes each unit stores once (its output)
-    stream_bytes: float  # cache bytes the whole kernel reads at `length`
+    stream_bytes: float  # cache bytes the whole kernel reads from HBM at `length`
     rows: int  # query rows (query block x heads) of a tile's products
     dims: int  # channels per cached token the products read (scores + values)
     causal_span: int = 0  # query positions after the first block: causal units stop earlier

@@ -2,7 +2,7 @@
 // RUN: not mlacc-opt %s --split-input-file '--accel-lower=device=edge-npu fp8-fallback=bf16' 2>/dev/null | filecheck %s --check-prefix=FALLBACK
 // RUN: not mlacc-opt %s '--accel-lower=device=no-such-npu' 2>&1 | filecheck %s --check-prefix=UNKNOWN
 
-// UNKNOWN: error: unknown device 'no-such-npu' (presets: datacenter-npu, edge-npu, h100-like, h200; or a .toml file)
+// UNKNOWN: error: unknown device 'no-such-npu' (presets: datacenter-npu, edge-npu, h100-like, h200-like; or a .toml file)
 
 // An FP8 matmul on a device without an FP8 rate is an error naming the fix...
 // CHECK: error: cannot lower 'fp8.matmul' for device 'edge-npu': device 'edge-npu' has no fp8 tensor-engine rate (it has bf16, fp32) (compile with fp8_fallback='bf16' to run FP8 matmuls at the bf16 rate)

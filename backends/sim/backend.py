@@ -12,7 +12,14 @@ from mlacc.runtime.errors import CompileError, InputError
 from mlacc.runtime.plan import Step
 from mlacc.runtime.sim.device import DeviceError
 
-from .lowering import AccelLowerOptions, lower_module, resolve_device, schedule_of
+from .lowering import (
+    DEFAULT_DEVICE,
+    AccelLowerOptions,
+    absorb_roofline,
+    lower_module,
+    resolve_device,
+    schedule_of,
+)
 from .workloads import NO_COST_MODEL
 
 OPTIONS = ("device", "buffers", "fp8_fallback")
@@ -43,6 +50,15 @@ class SimBackend(Backend):
         if op_name in NO_COST_MODEL:  # captured whole-layer ops: the default pipeline splits them
             return False
         return op_name.startswith("accel.") or runs_on_reference_kernels(op_name)
+
+    def pass_options(self, options: dict) -> dict[str, dict]:
+        """The absorption cost model's roofline: the device's achievable compute and memory
+        rates (``device`` option, or the default preset)."""
+        try:
+            device = resolve_device(str(options.get("device", DEFAULT_DEVICE)))
+        except DeviceError:
+            return {}  # compile() reports the bad device
+        return {"mla-absorb-weights": absorb_roofline(device)}
 
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
         unknown = sorted(set(request.options) - set(OPTIONS))

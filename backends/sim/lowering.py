@@ -9,6 +9,7 @@ the simulator replays, so a hand-written ``accel`` program simulates like a lowe
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def resolve_device(spec: str) -> Device:
     if path.suffix == ".toml" or path.exists():
         return load_device(path)
     raise DeviceError(f"unknown device '{spec}' (presets: {', '.join(presets())}; or a .toml file)")
+
+
+def absorb_roofline(device: Device) -> dict[str, object]:
+    """`--mla-absorb-weights` options for `device`: its achievable bf16 (else widest) tensor
+    rate and HBM bandwidth, all chips together, and its name for the decision's reason."""
+    macs = device.core.tensor.macs_per_cycle
+    dtype = "bf16" if "bf16" in macs else max(macs, key=macs.get)
+    peak = device.peak_flops(dtype) * device.core.tensor.efficiency
+    return {
+        "peak-tflops": round(peak / 1e12, 4),
+        "bandwidth-gbs": round(device.hbm.achievable * device.chips / 1e9, 4),
+        "device": device.name,
+    }
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,8 @@ class _Lowering:
         self.layer: dict[ir.Value, int] = {}
         self.alias: dict[ir.Value, ir.Value] = {}  # view result -> the value it views
         self.recent: dict[ir.Value, int] = {}  # kernel outputs still in the L2 -> bytes
+        self.order: deque[ir.Value] = deque()  # ... oldest first
+        self.held = 0  # their bytes
 
     def function(self, f: func.FuncOp) -> int:
         ops = list(f.regions[0].blocks[0].operations)
@@ -165,13 +181,10 @@ class _Lowering:
                 resident += self.recent[root]
         written = sum(_nbytes(r) for r in op.results)
         self.recent[op.results[0]] = written
-        budget, kept = self.device.l2.capacity_bytes / 2, {}
-        for value, n in reversed(self.recent.items()):
-            if n > budget:
-                break
-            kept[value] = n
-            budget -= n
-        self.recent = dict(reversed(kept.items()))
+        self.order.append(op.results[0])
+        self.held += written
+        while self.held > self.device.l2.capacity_bytes / 2 and self.order:
+            self.held -= self.recent.pop(self.order.popleft())
         saved = min(resident, s.hbm_bytes - written)
         if saved <= 0:
             return s

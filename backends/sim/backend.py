@@ -11,6 +11,7 @@ from mlacc.passes.registry import PassError
 from mlacc.runtime.errors import CompileError, InputError
 from mlacc.runtime.plan import Step
 from mlacc.runtime.sim.device import DeviceError
+from mlacc.runtime.sim.routing import parse_routing
 
 from .lowering import (
     DEFAULT_DEVICE,
@@ -22,7 +23,7 @@ from .lowering import (
 )
 from .workloads import NO_COST_MODEL
 
-OPTIONS = ("device", "buffers", "fp8_fallback")
+OPTIONS = ("device", "buffers", "fp8_fallback", "routing")
 
 
 class SimPlanBuilder(PlanBuilder):
@@ -69,13 +70,18 @@ class SimBackend(Backend):
         try:
             options = AccelLowerOptions(**request.options)
             device = resolve_device(str(options.device))
+            routing = parse_routing(options.routing)
         except (ValueError, DeviceError) as err:
             if isinstance(err, DeviceError):
                 raise
             raise InputError(str(err).replace("option '", "target 'sim' option '", 1)) from None
         try:
             kernels = lower_module(
-                module.operation, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback
+                module.operation,
+                device,
+                buffers=options.buffers,
+                fp8_fallback=options.fp8_fallback,
+                routing=routing,
             )
         except PassError as err:
             err_ = CompileError(str(err))

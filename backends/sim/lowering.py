@@ -17,8 +17,10 @@ from mlacc.dialects._mlir import func, ir
 from mlacc.dialects.base import attr_to_python, python_to_attr
 from mlacc.dialects.types import tensor_info
 from mlacc.passes.registry import PassError, option, register_pass
+from mlacc.runtime.errors import InputError
 from mlacc.runtime.sim.device import DTYPES, Device, DeviceError, load_device
-from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
+from mlacc.runtime.sim.routing import RoutingSpec, parse_routing, sample_rows
+from mlacc.runtime.sim.schedule import ContextStream, ExpertStream, KernelSchedule, Matmul
 
 from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
 from .tiling import (
@@ -87,6 +89,9 @@ class AccelLowerOptions:
         2, "scratchpad buffers per streamed operand (2 = double buffering)", min=1, max=16
     )
     fp8_fallback: str = option("", "on a device without FP8, run FP8 matmuls at this dtype's rate")
+    routing: str = option(
+        "uniform", "expert routing to cost: uniform, zipf:S, or a --record-routing histogram file"
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.buffers, int) or isinstance(self.buffers, bool) or self.buffers < 1:
@@ -104,11 +109,26 @@ def run(module: ir.Operation, options: AccelLowerOptions) -> None:
         device = resolve_device(options.device)
     except DeviceError as err:
         raise PassError(str(err)) from None
-    lower_module(module, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback)
+    try:
+        routing = parse_routing(options.routing)
+    except InputError as err:
+        raise PassError(str(err)) from None
+    lower_module(
+        module,
+        device,
+        buffers=options.buffers,
+        fp8_fallback=options.fp8_fallback,
+        routing=routing,
+    )
 
 
 def lower_module(
-    module: ir.Operation, device: Device, *, buffers: int = 2, fp8_fallback: str = ""
+    module: ir.Operation,
+    device: Device,
+    *,
+    buffers: int = 2,
+    fp8_fallback: str = "",
+    routing: RoutingSpec | None = None,
 ) -> dict[str, int]:
     """Schedules each non-free op of each function with an ``accel.kernel`` for `device`;
     returns the number of kernels each function has now."""
@@ -126,13 +146,17 @@ def lower_module(
     for op in module.regions[0].blocks[0].operations:
         if isinstance(op, func.FuncOp) and op.regions[0].blocks:
             name = ir.StringAttr(op.attributes["sym_name"]).value
-            kernels[name] = _Lowering(device, buffers, fp8_fallback).function(op)
+            lowering = _Lowering(device, buffers, fp8_fallback, routing or RoutingSpec())
+            kernels[name] = lowering.function(op)
     return kernels
 
 
 class _Lowering:
-    def __init__(self, device: Device, buffers: int, fp8_fallback: str) -> None:
+    def __init__(
+        self, device: Device, buffers: int, fp8_fallback: str, routing: RoutingSpec
+    ) -> None:
         self.device = device
+        self.routing = routing
         self.buffers = buffers
         self.fp8_fallback = fp8_fallback
         self.weight_only: set[ir.Value] = set()  # from weights and constants alone
@@ -234,7 +258,22 @@ class _Lowering:
             if note:
                 extra["notes"] = (note,)
         if isinstance(work, MatmulWork):
-            return tile_matmul(work, self.device, name, self.buffers, **extra)
+            schedule = tile_matmul(work, self.device, name, self.buffers, **extra)
+            if work.routing is not None:
+                r = work.routing
+                rows = sample_rows(
+                    self.routing,
+                    layer,
+                    tokens=r.tokens,
+                    top_k=r.top_k,
+                    routed=r.routed,
+                    shared=r.shared,
+                    block=r.block,
+                )
+                note = f"routing: {self.routing.source} (a functional run costs the rows it routes)"
+                schedule = schedule.with_routing(rows)
+                schedule = dataclasses.replace(schedule, notes=(*schedule.notes, note))
+            return schedule
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
         return tile_stream(work, self.device, name, self.buffers, **extra)
@@ -265,6 +304,10 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
             kernel.attributes["accel.layer"] = python_to_attr(s.layer)
         if s.context is not None:
             kernel.attributes["accel.context"] = python_to_attr(dataclasses.asdict(s.context))
+        if s.experts is not None:
+            experts = dataclasses.asdict(s.experts)
+            experts["rows"] = list(experts["rows"])
+            kernel.attributes["accel.experts"] = python_to_attr(experts)
         if s.notes:
             kernel.attributes["accel.notes"] = python_to_attr(list(s.notes))
         with ir.InsertionPoint(kernel.regions[0].blocks.append()):
@@ -307,6 +350,10 @@ def schedule_of(kernel: ir.OpView) -> KernelSchedule:
         values["layer"] = attr_to_python(attrs["accel.layer"])
     if "accel.context" in attrs:
         values["context"] = ContextStream(**attr_to_python(attrs["accel.context"]))
+    if "accel.experts" in attrs:
+        experts = attr_to_python(attrs["accel.experts"])
+        experts["rows"] = tuple(float(r) for r in experts["rows"])
+        values["experts"] = ExpertStream(**experts)
     if "accel.notes" in attrs:
         values["notes"] = tuple(attr_to_python(attrs["accel.notes"]))
     values.update(load_bytes=0.0, store_bytes=0.0, once_bytes=0.0, vector_ops=0.0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from mlacc.runtime.sim.device import Device
 from mlacc.runtime.sim.engine import matmul_cycles, tile_source
-from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
+from mlacc.runtime.sim.schedule import ContextStream, ExpertStream, KernelSchedule, Matmul
 
 ACC_BYTES = 4  # fp32 accumulators
 MIN_TILE = 16
@@ -32,6 +32,22 @@ PIPELINE_DEPTH = 8  # streamed ops: tiles per core to aim for
 
 class TilingError(Exception):
     """The op cannot be tiled for the device (no tile fits, a dtype the device lacks)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a grouped expert matmul's rows are routed: `tokens` tokens each pick `picks`
+    experts, `top_k` of them among `routed` routed experts, the rest the `shared` experts
+    (stacked after the routed ones); segments are padded to `block` rows; the expert offsets
+    are step argument `offsets`."""
+
+    tokens: int
+    picks: int
+    top_k: int
+    routed: int
+    shared: int
+    block: int
+    offsets: int
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class MatmulWork:
     epilogue_ops: float = 0.0  # vector ops per output element
     expert_parallel: bool = False  # batch = experts, spread over chips and cores
     imbalance: float = 1.0  # busiest core's load / mean load (expert placement)
+    routing: Routing | None = None  # grouped expert matmuls
 
 
 @dataclass(frozen=True)
@@ -77,8 +94,9 @@ class StreamWork:
     in_bytes: float
     out_bytes: float
     ops: float
-    link_bytes: float = 0.0
+    link_bytes: float = 0.0  # one copy of every row
     link_phase: str = ""
+    fanout: int = 1  # experts per row: a row goes once to each distinct chip among them
 
 
 def compute_dtype(device: Device, dtype: str, fp8_fallback: str = "") -> tuple[str, str]:
@@ -203,6 +221,22 @@ def tile_matmul(
         if device.l2 is None
         else _matmul_hbm(device, w, m_c, batch_c, (tm, tn), cores, tile_traffic)
     )
+    experts = None
+    if w.routing is not None:
+        r = w.routing
+        experts = ExpertStream(
+            arg=r.offsets,
+            experts=r.routed + r.shared,
+            tile_rows=tm,
+            n_tiles=nt,
+            k_tiles=kt,
+            weight_bytes=float(w.n * w.k * w.b_bytes),
+            row_bytes=float(w.k * w.a_bytes + w.n * w.out_bytes),
+            row_flops=2.0 * w.n * w.k,
+            chips=chips,
+            cores=device.cores,
+            imbalance=w.imbalance,
+        )
     notes = []
     if w.imbalance != 1.0:
         notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
@@ -220,6 +254,7 @@ def tile_matmul(
         vector_ops=w.epilogue_ops * tm * tn / kt,
         flops=2.0 * w.batch * w.m * w.n * w.k,
         hbm_bytes=float(chips * hbm),
+        experts=experts,
         notes=tuple(notes) + tuple(extra.pop("notes", ())),
         **extra,
     )
@@ -387,10 +422,12 @@ def tile_stream(
     # and stores of consecutive tiles overlap.
     start = max(1, math.ceil(rows_per_core / PIPELINE_DEPTH))
     (tile_rows,) = _fit([start], [1], footprint, device.core.sram_bytes, f"{op} row")
-    # Routed rows go to the chips holding their experts (all chips, expert-parallel): each of
-    # the `chips` sending chips sends its share, less the part that stays on the chip.
+    # Routed rows go to the chips holding their experts (all chips, expert-parallel): a row
+    # picks `fanout` experts, spread uniformly, so it goes to each other chip with chance
+    # 1 - (1 - 1/ep)^fanout, once however many of its experts that chip holds.
     ep = device.chips
-    link = w.link_bytes / chips * (ep - 1) / ep if ep > 1 else 0.0
+    remote = (ep - 1) * (1 - (1 - 1 / ep) ** w.fanout) if ep > 1 else 0.0
+    link = w.link_bytes / chips * remote
     return KernelSchedule(
         op=op,
         chips=chips,

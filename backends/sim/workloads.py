@@ -193,15 +193,8 @@ def _routing(op: ir.OpView, experts: int) -> Routing | None:
     """The routing shape of a grouped matmul: tokens and picks per token of the `moe.dispatch`
     whose offsets it reads, and the routed/shared split and top-k of the `moe.router` whose
     indices that dispatch sorts (all experts routed, top-k = picks, without one)."""
-    dispatch = next(
-        (
-            o
-            for o in map(_owner, op.operands)
-            if isinstance(o, ir.OpView) and o.operation.name == "moe.dispatch"
-        ),
-        None,
-    )
-    if dispatch is None:
+    dispatch = _owner(op.operands[_arg_index(op, "expert_offsets")])
+    if not isinstance(dispatch, ir.OpView) or dispatch.operation.name != "moe.dispatch":
         return None
     indices = tensor_info(dispatch.operands[1].type)
     if indices is None or indices.rank != 2:

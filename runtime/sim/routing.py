@@ -125,9 +125,11 @@ def _sample(spec, layer, tokens, top_k, routed, shared, block) -> tuple[float, .
     k = min(top_k, routed)
     counts = torch.zeros(routed, dtype=torch.int64)
     if tokens and k:
-        p = p + 1e-12  # drawing k distinct experts needs k with a non-zero weight
+        # k distinct experts per token, drawn without replacement in proportion to p: the
+        # top k of p / Exp(1) noise (the Gumbel-top-k trick; far faster than multinomial)
         g = torch.Generator().manual_seed(1000 + (layer or 0))
-        picks = torch.multinomial(p.expand(tokens, routed), k, replacement=False, generator=g)
+        noise = torch.empty(tokens, routed).exponential_(generator=g)
+        picks = torch.topk(p.float() / noise, k, dim=1).indices
         counts = torch.bincount(picks.reshape(-1), minlength=routed)
     rows = [math.ceil(int(c) / block) * block for c in counts]
     return tuple(float(r) for r in rows + [math.ceil(tokens / block) * block] * shared)

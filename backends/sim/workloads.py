@@ -167,6 +167,8 @@ def _grouped(op: ir.OpView, info: dict) -> Work:
     # costs the rows a call actually routes (`KernelSchedule.with_routing`).
     active = max(1, min(experts, round(experts * (1 - (1 - 1 / experts) ** assignments))))
     rows = math.ceil(assignments / active)
+    if routing is not None:  # segments are padded to the dispatch block: tiles cover a block
+        rows = math.ceil(rows / routing.block) * routing.block
     dtype = "fp8" if x.dtype.startswith("float8") else _matmul_dtype(x, w)
     return MatmulWork(
         active,

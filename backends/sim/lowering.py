@@ -20,7 +20,13 @@ from mlacc.passes.registry import PassError, option, register_pass
 from mlacc.runtime.errors import InputError
 from mlacc.runtime.sim.device import DTYPES, Device, DeviceError, load_device
 from mlacc.runtime.sim.routing import RoutingSpec, parse_routing, sample_rows
-from mlacc.runtime.sim.schedule import ContextStream, ExpertStream, KernelSchedule, Matmul
+from mlacc.runtime.sim.schedule import (
+    ContextStream,
+    ExpertStream,
+    KernelSchedule,
+    Matmul,
+    shallow,
+)
 
 from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
 from .tiling import (
@@ -303,11 +309,9 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
         if s.layer is not None:
             kernel.attributes["accel.layer"] = python_to_attr(s.layer)
         if s.context is not None:
-            kernel.attributes["accel.context"] = python_to_attr(dataclasses.asdict(s.context))
+            kernel.attributes["accel.context"] = python_to_attr(shallow(s.context))
         if s.experts is not None:
-            experts = dataclasses.asdict(s.experts)
-            experts["rows"] = list(experts["rows"])
-            kernel.attributes["accel.experts"] = python_to_attr(experts)
+            kernel.attributes["accel.experts"] = python_to_attr(shallow(s.experts))
         if s.notes:
             kernel.attributes["accel.notes"] = python_to_attr(list(s.notes))
         with ir.InsertionPoint(kernel.regions[0].blocks.append()):
@@ -351,9 +355,7 @@ def schedule_of(kernel: ir.OpView) -> KernelSchedule:
     if "accel.context" in attrs:
         values["context"] = ContextStream(**attr_to_python(attrs["accel.context"]))
     if "accel.experts" in attrs:
-        experts = attr_to_python(attrs["accel.experts"])
-        experts["rows"] = tuple(float(r) for r in experts["rows"])
-        values["experts"] = ExpertStream(**experts)
+        values["experts"] = ExpertStream(**attr_to_python(attrs["accel.experts"]))
     if "accel.notes" in attrs:
         values["notes"] = tuple(attr_to_python(attrs["accel.notes"]))
     values.update(load_bytes=0.0, store_bytes=0.0, once_bytes=0.0, vector_ops=0.0)

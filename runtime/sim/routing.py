@@ -36,11 +36,10 @@ class RoutingSpec:
     source: str = "uniform"
 
     def probabilities(self, experts: int, layer: int | None) -> tuple[float, ...]:
-        """The chance each of `experts` routed experts is picked, for `layer`."""
+        """The chance each of `experts` routed experts is picked, for `layer` (Zipf: by
+        popularity rank, most popular first)."""
         if self.kind == "zipf":
             weights = [1.0 / (rank + 1) ** self.s for rank in range(experts)]
-            order = torch.randperm(experts, generator=torch.Generator().manual_seed(layer or 0))
-            weights = [weights[int(i)] for i in order]
         elif self.kind == "histogram":
             counts = self.histogram.get(layer, self.histogram.get(None, ()))
             if len(counts) < experts:
@@ -115,24 +114,31 @@ def sample_rows(
 ) -> tuple[float, ...]:
     """Block-padded rows per expert (routed, then shared) of one typical call: each of
     `tokens` tokens picks `top_k` distinct routed experts from `spec`, every shared expert
-    takes every token."""
-    return _sample(spec, layer, tokens, top_k, routed, shared, block)
-
-
-@functools.lru_cache(maxsize=4096)
-def _sample(spec, layer, tokens, top_k, routed, shared, block) -> tuple[float, ...]:
-    p = torch.tensor(spec.probabilities(routed, layer), dtype=torch.float64)
-    k = min(top_k, routed)
-    counts = torch.zeros(routed, dtype=torch.int64)
-    if tokens and k:
-        # k distinct experts per token, drawn without replacement in proportion to p: the
-        # top k of p / Exp(1) noise (the Gumbel-top-k trick; far faster than multinomial)
-        g = torch.Generator().manual_seed(1000 + (layer or 0))
-        noise = torch.empty(tokens, routed).exponential_(generator=g)
-        picks = torch.topk(p.float() / noise, k, dim=1).indices
-        counts = torch.bincount(picks.reshape(-1), minlength=routed)
-    rows = [math.ceil(int(c) / block) * block for c in counts]
+    takes every token. One draw serves every layer of a uniform or Zipf spec (Zipf's
+    popularity ranks are shuffled per layer, so the hot experts differ); a histogram is
+    drawn per layer."""
+    key = layer if spec.kind == "histogram" else None
+    counts = _draw(spec, key, tokens, top_k, routed)
+    if spec.kind == "zipf":
+        order = torch.randperm(routed, generator=torch.Generator().manual_seed(layer or 0))
+        counts = tuple(counts[int(i)] for i in order)
+    rows = [math.ceil(c / block) * block for c in counts]
     return tuple(float(r) for r in rows + [math.ceil(tokens / block) * block] * shared)
+
+
+@functools.lru_cache(maxsize=1024)
+def _draw(spec, layer, tokens, top_k, routed) -> tuple[int, ...]:
+    """Tokens per routed expert of one seeded draw."""
+    p = torch.tensor(spec.probabilities(routed, layer), dtype=torch.float32)
+    k = min(top_k, routed)
+    if not (tokens and k):
+        return (0,) * routed
+    # k distinct experts per token, drawn without replacement in proportion to p: the top k
+    # of p / Exp(1) noise (the Gumbel-top-k trick; far faster than multinomial)
+    g = torch.Generator().manual_seed(1000 + (layer or 0))
+    noise = torch.empty(tokens, routed).exponential_(generator=g)
+    picks = torch.topk(p / noise, k, dim=1).indices
+    return tuple(torch.bincount(picks.reshape(-1), minlength=routed).tolist())
 
 
 class RoutingRecorder:

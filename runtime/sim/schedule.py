@@ -17,7 +17,7 @@ activations of a decode matmul); chip-to-chip ``link_bytes`` move before (``disp
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -73,7 +73,6 @@ class ExpertStream:
     chips: int  # chips the experts are spread over (expert e on chip e * chips // experts)
     cores: int  # cores per chip
     imbalance: float = 1.0  # expert placement: busiest core's load / mean load
-    rows: tuple[float, ...] = ()  # rows per expert the schedule is for
 
 
 @dataclass(frozen=True)
@@ -156,11 +155,14 @@ class KernelSchedule:
             tiles=max(1, per_core * x.k_tiles),
             flops=total_rows * x.row_flops,
             hbm_bytes=active * x.weight_bytes + total_rows * x.row_bytes,
-            experts=replace(x, rows=tuple(float(r) for r in rows)),
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON-able data (`from_json` reads it back)."""
+        data = shallow(self)
+        for name in ("matmul", "context", "experts"):
+            if data[name] is not None:
+                data[name] = shallow(data[name])
         data["notes"] = list(self.notes)
         return data
 
@@ -179,9 +181,7 @@ class KernelSchedule:
         if values.get("context") is not None:
             values["context"] = ContextStream(**values["context"])
         if values.get("experts") is not None:
-            experts = dict(values["experts"])
-            experts["rows"] = tuple(experts.get("rows", ()))
-            values["experts"] = ExpertStream(**experts)
+            values["experts"] = ExpertStream(**values["experts"])
         values["notes"] = tuple(values.get("notes", ()))
         schedule = cls(**values)
         schedule.check()
@@ -206,8 +206,8 @@ class KernelSchedule:
         if self.experts is not None:
             x = self.experts
             _check(x, "kernel schedule experts", _EXPERT_COUNTS, _EXPERT_AMOUNTS)
-            if not _is_int(x.arg) or x.arg < 0 or len(x.rows) not in (0, x.experts):
-                raise ValueError("kernel schedule experts 'arg' or 'rows' is malformed")
+            if not _is_int(x.arg) or x.arg < 0:
+                raise ValueError(f"kernel schedule experts 'arg' must be >= 0, got {x.arg!r}")
 
 
 _COUNTS = ("chips", "cores", "tiles", "buffers")
@@ -225,6 +225,12 @@ _CONTEXT_COUNTS = ("length", "tile", "entry_bytes", "splits", "units_per_core", 
 _CONTEXT_AMOUNTS = ("unit_in", "unit_out", "stream_bytes")
 _EXPERT_COUNTS = ("experts", "tile_rows", "n_tiles", "k_tiles", "chips", "cores")
 _EXPERT_AMOUNTS = ("weight_bytes", "row_bytes", "row_flops", "imbalance")
+
+
+def shallow(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, one level deep (`dataclasses.asdict` deep-copies,
+    which is slow for the thousands of schedules of a full-size model)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def _is_int(value: Any) -> bool:

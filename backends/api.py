@@ -59,6 +59,13 @@ class Backend:
         """Lowers `module` to this target's payload."""
         raise NotImplementedError
 
+    def pass_options(self, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Options the graph passes' cost decisions should take for this target with these
+        target `options` (pass name -> option name -> value), e.g. the roofline
+        `mla-absorb-weights` compares on. Options written in the pipeline text win. Default:
+        none (the passes' own defaults)."""
+        return {}
+
     def load(self, artifact: Artifact) -> Executable:
         """Makes a compiled artifact callable (through the run-side executor)."""
         from ..runtime.executable import Executable

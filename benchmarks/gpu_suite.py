@@ -4,7 +4,7 @@
 Two steps, because the GPU machine has no torch-mlir (it cannot compile) and no package index:
 
     # here (torch-mlir installed): compile the decode-step models, timing-only (no weight data,
-    # a few MB), and the `sim` prediction of the same steps on the h200 / h100-like presets
+    # a few MB), and the `sim` prediction of the same steps on the h200-like / h100-like presets
     .venv/bin/python benchmarks/gpu_suite.py --prepare build/gpu_suite
     # there (torch + triton only; mlacc imported from this checkout, nothing installed)
     python benchmarks/gpu_suite.py build/gpu_suite
@@ -58,7 +58,7 @@ DEV = torch.device("cuda" if HAS_GPU else "cpu")
 # 256 experts top-8, inter 2048, vocab 129280), few layers, no MTP layer.
 STEP = {"layers": 2, "dense_layers": 1, "batches": [32, 128], "context": 4096, "chunk": 16}
 STEP_SMALL = {"layers": 2, "dense_layers": 1, "batches": [2], "context": 64, "chunk": 8}
-SIM_DEVICES = ("h200", "h100-like")
+SIM_DEVICES = ("h200-like", "h100-like")
 
 
 def bootstrap_mlacc() -> str:

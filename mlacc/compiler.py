@@ -83,7 +83,9 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
                 "compile it with timing_only=True"
             )
         fp8 = fp8 or imported.fp8
-        pipeline_text = _pipeline_text(pipeline, fp8, imported.fp8_block)
+        pipeline_text = _with_target_options(
+            _pipeline_text(pipeline, fp8, imported.fp8_block), backend.pass_options(dict(options))
+        )
         unquantized = module_text(module) if fp8 and not timing_only else None
         _run_pipeline(module, pipeline_text, source, print_ir_after_all, repro)
         source_specs = weight_specs(module)
@@ -160,6 +162,29 @@ def _pipeline_text(pipeline: str, fp8: bool, block: int | None = None) -> str:
         )
         text = ",".join(p for p in (text, quantize) if p)
     return text
+
+
+def _with_target_options(text: str, defaults: dict[str, dict[str, Any]]) -> str:
+    """`text` (a bare pass list) with the target's option `defaults` added to the passes they
+    name, except options the text already sets."""
+    if not defaults or not text or text.lstrip().startswith("builtin.module"):
+        return text
+    from .passes.pipeline import split_top_level
+
+    out = []
+    for element in split_top_level(text, ","):
+        name = element.strip().split("{", 1)[0].split("(", 1)[0].strip()
+        extra = defaults.get(name)
+        if extra:
+            given = element.strip()[len(name) :]
+            inner = given[1 : given.index("}")] if given.startswith("{") else ""
+            rest = given[len(inner) + 2 :] if given.startswith("{") else given
+            given_keys = inner.replace(",", " ").split()
+            keys = {item.partition("=")[0].strip().replace("_", "-") for item in given_keys}
+            added = [f"{k}={v}" for k, v in extra.items() if k.replace("_", "-") not in keys]
+            element = f"{name}{{{' '.join([inner, *added]).strip()}}}{rest}"
+        out.append(element)
+    return ",".join(out)
 
 
 def _run_pipeline(module, text: str, source: str, print_ir_after_all, repro: Path) -> None:

@@ -53,6 +53,8 @@ class MemoryReport:
     # same layout), allocated beside the `layers` ones.
     mtp_layers: int = 0
     weight_bytes: dict[str, int] = field(default_factory=dict)
+    # entry point -> the attention form `--mla-absorb-weights` chose and why (its first op's)
+    attention: dict[str, str] = field(default_factory=dict)
 
     @property
     def cache_bytes(self) -> int:
@@ -92,6 +94,8 @@ class MemoryReport:
         total = sum(self.weight_bytes.values())
         parts = ", ".join(f"{d}: {b / 2**30:.3f} GiB" for d, b in sorted(self.weight_bytes.items()))
         out.append(f"weights: {total / 2**30:.3f} GiB ({parts})")
+        for entry, why in sorted(self.attention.items()):
+            out.append(f"attention in {entry}: {why}")
         return out
 
 
@@ -123,6 +127,7 @@ def memory_report(module: ir.Module) -> MemoryReport:
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
+    report.attention = _attention_choices(module)
     quantized, stored = _quantized_weights(module)
     for key, info in weights.items():
         if key not in quantized:
@@ -149,6 +154,25 @@ def memory_report(module: ir.Module) -> MemoryReport:
             h * (heads["qk_nope_head_dim"] + rope) + h * heads["v_head_dim"]
         )
     return report
+
+
+def _attention_choices(module: ir.Module) -> dict[str, str]:
+    """Entry point -> the form `--mla-absorb-weights` chose for its first attention, and why."""
+    choices: dict[str, str] = {}
+    for f in module.body.operations if hasattr(module, "body") else []:
+        if f.operation.name != "func.func":
+            continue
+        name = ir.StringAttr(f.attributes["sym_name"]).value
+
+        def visit(op: ir.Operation, name: str = name) -> ir.WalkResult:
+            if name not in choices and "mlacc.absorb_reason" in op.attributes:
+                form = ir.StringAttr(op.attributes["mlacc.absorb"]).value
+                why = ir.StringAttr(op.attributes["mlacc.absorb_reason"]).value
+                choices[name] = f"{form}: {why}"
+            return ir.WalkResult.ADVANCE
+
+        f.operation.walk(visit)
+    return choices
 
 
 def _quantized_weights(module: ir.Module) -> tuple[set[str], list[TensorInfo]]:

@@ -9,7 +9,10 @@ Ways compared for an op with a latent KV cache of ``T`` tokens and ``S`` new one
 
 and, for the absorbed form, pre-multiplying weights at compile time: ``W_UK,h^T W_UQ,h``
 (query side, needs the q low-rank path) and ``W_O,h W_UV,h`` (output side). Each choice is the
-cheaper estimate of ``max(flops / peak, bytes / bandwidth)``.
+cheaper estimate of ``max(flops / peak, bytes / bandwidth)`` on the target's roofline. Both
+attention cores are causal: the ``S`` new tokens are the last of the ``T`` keys, so a query
+attends to ``T - (S - 1) / 2`` keys on average; expanding the cache (un-absorbed) still
+touches all ``T``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,16 @@ class MlaShape:
 
 @dataclass(frozen=True)
 class Roofline:
-    """The machine the estimate is for (defaults: H100 SXM, bf16 dense)."""
+    """The machine the estimate is for (defaults: H100 SXM datasheet, bf16 dense)."""
 
     peak_tflops: float = 989.0
     bandwidth_gbs: float = 3350.0
+    name: str = ""  # the device, for the reason
+
+    def describe(self) -> str:
+        """``on NAME (P TFLOP/s, B GB/s)``: the roofline the decision used."""
+        where = f" {self.name}" if self.name else " the default roofline"
+        return f"on{where} ({self.peak_tflops:.4g} TFLOP/s, {self.bandwidth_gbs:.4g} GB/s)"
 
     def seconds(self, flops: float, nbytes: float) -> float:
         return max(flops / (self.peak_tflops * 1e12), nbytes / (self.bandwidth_gbs * 1e9))
@@ -65,14 +74,15 @@ def _cost(flops: float, nbytes: float, machine: Roofline) -> Cost:
 def attention_costs(s: MlaShape, machine: Roofline) -> dict[str, Cost]:
     """Costs of the attention core, absorbed and un-absorbed (shared projections left out)."""
     b, n, t, h = s.batch, s.new_tokens, s.keys, s.heads
+    seen = max(1.0, t - (min(n, t) - 1) / 2)  # causal: keys a query attends to, on average
     cache = b * t * (s.latent + s.rope)
     wkv_b = h * (s.nope + s.value) * s.latent
     absorbed_flops = (
-        2 * b * n * h * (s.nope * s.latent + t * (2 * s.latent + s.rope) + s.latent * s.value)
+        2 * b * n * h * (s.nope * s.latent + seen * (2 * s.latent + s.rope) + s.latent * s.value)
     )
     absorbed_bytes = s.element_bytes * (cache + wkv_b + 2 * b * n * h * s.latent)
     expand_flops = 2 * b * t * s.latent * h * (s.nope + s.value)
-    core_flops = 2 * b * n * h * t * (s.nope + s.rope + s.value)
+    core_flops = 2 * b * n * h * seen * (s.nope + s.rope + s.value)
     kv = b * t * h * (s.nope + s.value)
     unabsorbed_bytes = s.element_bytes * (cache + wkv_b + 2 * kv)
     return {
@@ -135,7 +145,8 @@ def decide(
         why = f"{shape}: absorb={absorb} by option ({compare})"
     else:
         use = core["absorbed"].seconds <= core["unabsorbed"].seconds
-        why = f"{shape}: {'absorbed' if use else 'un-absorbed'} is cheaper ({compare})"
+        cheaper = "absorbed" if use else "un-absorbed"
+        why = f"{shape}: {cheaper} is cheaper {machine.describe()} ({compare})"
     if not use:
         return Decision(False, False, False, why)
     pre = premultiply_costs(s, machine)

@@ -9,7 +9,9 @@ Every `mla.attention` is decomposed into its projections and either the absorbed
 
 or the un-absorbed one (``mla.kv_expand`` of the latent into per-head K/V, then
 ``mla.decoupled_attention``). The cost model (`_mla_cost_model`) picks per op, from the
-entry point's shapes (decode: one new token over a long cache, memory-bound; prefill: many),
+entry point's shapes (decode: one new token over a long cache, memory-bound; prefill: many)
+on the target device's roofline (the `sim` target passes its device's achievable rates as the
+``peak-tflops`` / ``bandwidth-gbs`` / ``device`` options; without them, H100 datasheet figures),
 and decides whether to pre-multiply ``W_UK^T W_UQ`` / ``W_O W_UV`` at compile time (usually a
 loss: 3x the bytes for DeepSeek-V3). The choice and its reason are attributes of the core op
 (``mlacc.absorb``, ``mlacc.absorb_reason``). Either way the cache stays the latent one:
@@ -52,6 +54,7 @@ class MlaAbsorbWeightsOptions:
     )
     peak_tflops: float = option(989.0, "compute roof of the cost model (TFLOP/s)", positive=True)
     bandwidth_gbs: float = option(3350.0, "memory roof of the cost model (GB/s)", positive=True)
+    device: str = option("", "the device the roofline describes (named in the reason)")
 
 
 def run(module: ir.Operation, options: MlaAbsorbWeightsOptions) -> None:
@@ -64,7 +67,7 @@ def run(module: ir.Operation, options: MlaAbsorbWeightsOptions) -> None:
         return ir.WalkResult.ADVANCE
 
     module.walk(collect)
-    machine = Roofline(options.peak_tflops, options.bandwidth_gbs)
+    machine = Roofline(options.peak_tflops, options.bandwidth_gbs, options.device)
     for op in found:
         _decompose(op.opview, options, machine)
 

@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--device", help="sim target: a device preset (edge-npu, datacenter-npu, h100-like) or TOML"
     )
+    c.add_argument(
+        "--routing",
+        help="sim target: expert routing to cost when timing-only: uniform (default), zipf:S, "
+        "or a histogram file from `mlacc run --record-routing`",
+    )
     c.add_argument("--cache-len", type=int, help="KV cache length for prefill/decode")
     c.add_argument(
         "--cache-block-size", type=int, help="page the latent KV cache in blocks of N tokens"
@@ -125,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
         "--roofline", metavar="PNG", help="simulating targets: plot the ops on a roofline"
     )
     r.add_argument("--top", type=int, default=15, help="ops listed in the report table")
+    r.add_argument(
+        "--record-routing",
+        metavar="FILE",
+        help="sim target, with weights: write the tokens each expert received, per layer (JSON "
+        "for `mlacc compile --routing FILE`)",
+    )
     r.set_defaults(handler=_cmd_run)
 
     i = sub.add_parser("inspect", help="print an artifact's manifest or extract a section")
@@ -170,6 +181,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     weights: Any = args.weights
     options = {"device": args.device} if args.device else {}
+    if args.routing:
+        options["routing"] = args.routing
     if args.random_weights:
         weights = _random_weights_for(args.input)
     start = time.perf_counter()
@@ -317,6 +330,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise mlacc.runtime.MlaccError("--roofline needs matplotlib: pip install matplotlib")
     if args.trace:
         exe.executor.detail = True  # engine-level spans in the trace
+    recorder = _routing_recorder(exe, timing_only) if args.record_routing else None
     start = time.perf_counter()
     outputs = exe.run(entry, *inputs)
     elapsed = time.perf_counter() - start
@@ -341,10 +355,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from safetensors.torch import save_file
 
         save_file({f"out{i}": t.contiguous() for i, t in enumerate(flat)}, args.output)
+    if recorder is not None:
+        recorder.save(args.record_routing)
+        print(f"routing: {args.record_routing} ({len(recorder.layers)} MoE layers)")
     report = exe.report()
     if report is not None:
         _write_report(report, args)
     return 0
+
+
+def _routing_recorder(exe: Any, timing_only: bool) -> Any:
+    """A recorder attached to `exe`'s sim interpreter (a functional run on `sim` only)."""
+    import mlacc
+    from mlacc.runtime.sim.routing import RoutingRecorder
+
+    interpreter = getattr(exe.executor, "interpreter", None)
+    if exe.target != "sim" or timing_only or not hasattr(interpreter, "recorder"):
+        raise mlacc.runtime.InputError(
+            "--record-routing needs a sim artifact compiled with weights (a functional run)"
+        )
+    interpreter.recorder = RoutingRecorder()
+    return interpreter.recorder
 
 
 def _write_report(report: Any, args: argparse.Namespace) -> None:

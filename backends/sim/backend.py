@@ -11,11 +11,19 @@ from mlacc.passes.registry import PassError
 from mlacc.runtime.errors import CompileError, InputError
 from mlacc.runtime.plan import Step
 from mlacc.runtime.sim.device import DeviceError
+from mlacc.runtime.sim.routing import parse_routing
 
-from .lowering import AccelLowerOptions, lower_module, resolve_device, schedule_of
+from .lowering import (
+    DEFAULT_DEVICE,
+    AccelLowerOptions,
+    absorb_roofline,
+    lower_module,
+    resolve_device,
+    schedule_of,
+)
 from .workloads import NO_COST_MODEL
 
-OPTIONS = ("device", "buffers", "fp8_fallback")
+OPTIONS = ("device", "buffers", "fp8_fallback", "routing")
 
 
 class SimPlanBuilder(PlanBuilder):
@@ -44,6 +52,15 @@ class SimBackend(Backend):
             return False
         return op_name.startswith("accel.") or runs_on_reference_kernels(op_name)
 
+    def pass_options(self, options: dict) -> dict[str, dict]:
+        """The absorption cost model's roofline: the device's achievable compute and memory
+        rates (``device`` option, or the default preset)."""
+        try:
+            device = resolve_device(str(options.get("device", DEFAULT_DEVICE)))
+        except DeviceError:
+            return {}  # compile() reports the bad device
+        return {"mla-absorb-weights": absorb_roofline(device)}
+
     def compile(self, module: ir.Module, request: CompileRequest) -> Payload:
         unknown = sorted(set(request.options) - set(OPTIONS))
         if unknown:
@@ -53,13 +70,18 @@ class SimBackend(Backend):
         try:
             options = AccelLowerOptions(**request.options)
             device = resolve_device(str(options.device))
+            routing = parse_routing(options.routing)
         except (ValueError, DeviceError) as err:
             if isinstance(err, DeviceError):
                 raise
             raise InputError(str(err).replace("option '", "target 'sim' option '", 1)) from None
         try:
             kernels = lower_module(
-                module.operation, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback
+                module.operation,
+                device,
+                buffers=options.buffers,
+                fp8_fallback=options.fp8_fallback,
+                routing=routing,
             )
         except PassError as err:
             err_ = CompileError(str(err))

@@ -9,6 +9,7 @@ the simulator replays, so a hand-written ``accel`` program simulates like a lowe
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,16 @@ from mlacc.dialects._mlir import func, ir
 from mlacc.dialects.base import attr_to_python, python_to_attr
 from mlacc.dialects.types import tensor_info
 from mlacc.passes.registry import PassError, option, register_pass
+from mlacc.runtime.errors import InputError
 from mlacc.runtime.sim.device import DTYPES, Device, DeviceError, load_device
-from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
+from mlacc.runtime.sim.routing import RoutingSpec, parse_routing, sample_rows
+from mlacc.runtime.sim.schedule import (
+    ContextStream,
+    ExpertStream,
+    KernelSchedule,
+    Matmul,
+    shallow,
+)
 
 from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
 from .tiling import (
@@ -29,7 +38,7 @@ from .tiling import (
     tile_matmul,
     tile_stream,
 )
-from .workloads import VIEW_OPS, layer_of_key, workload
+from .workloads import VIEW_OPS, layer_of_key, nbytes, workload
 
 PRESETS = Path(__file__).parent / "devices"
 FALLBACK_DTYPES = tuple(d for d in DTYPES if d != "fp8")
@@ -44,6 +53,10 @@ FREE_OPS = VIEW_OPS | {
 }
 
 
+# Earlier names of presets, still accepted.
+ALIASES = {"h200": "h200-like"}
+
+
 def presets() -> list[str]:
     """Names of the device presets shipped with the `sim` target."""
     return sorted(p.stem for p in PRESETS.glob("*.toml"))
@@ -51,12 +64,26 @@ def presets() -> list[str]:
 
 def resolve_device(spec: str) -> Device:
     """A preset name (``h100-like``) or a TOML file path -> `Device` (DeviceError if neither)."""
+    spec = ALIASES.get(spec, spec)
     if spec in presets():
         return load_device(PRESETS / f"{spec}.toml")
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
         return load_device(path)
     raise DeviceError(f"unknown device '{spec}' (presets: {', '.join(presets())}; or a .toml file)")
+
+
+def absorb_roofline(device: Device) -> dict[str, object]:
+    """`--mla-absorb-weights` options for `device`: its achievable bf16 (else widest) tensor
+    rate and HBM bandwidth, all chips together, and its name for the decision's reason."""
+    macs = device.core.tensor.macs_per_cycle
+    dtype = "bf16" if "bf16" in macs else max(macs, key=macs.get)
+    peak = device.peak_flops(dtype) * device.core.tensor.efficiency
+    return {
+        "peak-tflops": round(peak / 1e12, 4),
+        "bandwidth-gbs": round(device.hbm.achievable * device.chips / 1e9, 4),
+        "device": device.name,
+    }
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,9 @@ class AccelLowerOptions:
         2, "scratchpad buffers per streamed operand (2 = double buffering)", min=1, max=16
     )
     fp8_fallback: str = option("", "on a device without FP8, run FP8 matmuls at this dtype's rate")
+    routing: str = option(
+        "uniform", "expert routing to cost: uniform, zipf:S, or a --record-routing histogram file"
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.buffers, int) or isinstance(self.buffers, bool) or self.buffers < 1:
@@ -85,11 +115,26 @@ def run(module: ir.Operation, options: AccelLowerOptions) -> None:
         device = resolve_device(options.device)
     except DeviceError as err:
         raise PassError(str(err)) from None
-    lower_module(module, device, buffers=options.buffers, fp8_fallback=options.fp8_fallback)
+    try:
+        routing = parse_routing(options.routing)
+    except InputError as err:
+        raise PassError(str(err)) from None
+    lower_module(
+        module,
+        device,
+        buffers=options.buffers,
+        fp8_fallback=options.fp8_fallback,
+        routing=routing,
+    )
 
 
 def lower_module(
-    module: ir.Operation, device: Device, *, buffers: int = 2, fp8_fallback: str = ""
+    module: ir.Operation,
+    device: Device,
+    *,
+    buffers: int = 2,
+    fp8_fallback: str = "",
+    routing: RoutingSpec | None = None,
 ) -> dict[str, int]:
     """Schedules each non-free op of each function with an ``accel.kernel`` for `device`;
     returns the number of kernels each function has now."""
@@ -107,18 +152,26 @@ def lower_module(
     for op in module.regions[0].blocks[0].operations:
         if isinstance(op, func.FuncOp) and op.regions[0].blocks:
             name = ir.StringAttr(op.attributes["sym_name"]).value
-            kernels[name] = _Lowering(device, buffers, fp8_fallback).function(op)
+            lowering = _Lowering(device, buffers, fp8_fallback, routing or RoutingSpec())
+            kernels[name] = lowering.function(op)
     return kernels
 
 
 class _Lowering:
-    def __init__(self, device: Device, buffers: int, fp8_fallback: str) -> None:
+    def __init__(
+        self, device: Device, buffers: int, fp8_fallback: str, routing: RoutingSpec
+    ) -> None:
         self.device = device
+        self.routing = routing
         self.buffers = buffers
         self.fp8_fallback = fp8_fallback
         self.weight_only: set[ir.Value] = set()  # from weights and constants alone
         self.weights: set[ir.Value] = set()  # ... and from at least one weight
         self.layer: dict[ir.Value, int] = {}
+        self.alias: dict[ir.Value, ir.Value] = {}  # view result -> the value it views
+        self.recent: dict[ir.Value, int] = {}  # kernel outputs still in the L2 -> bytes
+        self.order: deque[ir.Value] = deque()  # ... oldest first
+        self.held = 0  # their bytes
 
     def function(self, f: func.FuncOp) -> int:
         ops = list(f.regions[0].blocks[0].operations)
@@ -127,9 +180,11 @@ class _Lowering:
         for op in ops:
             layer = self._layer(op)
             if self._is_free(op) or op.operation in scheduled:
+                if op.operation.name in VIEW_OPS and op.operands:
+                    self.alias[op.results[0]] = self._root(op.operands[0])
                 continue
             try:
-                schedule = self._schedule(op, layer)
+                schedule = self._l2_resident(op, self._schedule(op, layer))
             except TilingError as err:
                 raise PassError(
                     f"cannot lower '{op.operation.name}' for device '{self.device.name}': {err}",
@@ -138,6 +193,33 @@ class _Lowering:
             annotate(op, schedule)
             count += 1
         return count
+
+    def _root(self, value: ir.Value) -> ir.Value:
+        return self.alias.get(value, value)
+
+    def _l2_resident(self, op: ir.OpView, s: KernelSchedule) -> KernelSchedule:
+        """`s` less the HBM reads of operands that earlier kernels wrote and the chip's L2
+        still holds: the last kernel outputs written, back to half the L2's capacity (the
+        other half for the tiles streaming through). Notes the saving."""
+        if self.device.l2 is None:
+            return s
+        seen, resident = set(), 0
+        for value in op.operands:
+            root = self._root(value)
+            if root in self.recent and root not in seen:
+                seen.add(root)
+                resident += self.recent[root]
+        written = sum(_nbytes(r) for r in op.results)
+        self.recent[op.results[0]] = written
+        self.order.append(op.results[0])
+        self.held += written
+        while self.held > self.device.l2.capacity_bytes / 2 and self.order:
+            self.held -= self.recent.pop(self.order.popleft())
+        saved = min(resident, s.hbm_bytes - written)
+        if saved <= 0:
+            return s
+        note = f"{saved / 1e6:.3g} MB of operands read from the L2 (written by earlier kernels)"
+        return dataclasses.replace(s, hbm_bytes=s.hbm_bytes - saved, notes=(*s.notes, note))
 
     def _layer(self, op: ir.OpView) -> int | None:
         """The layer of the weights `op` reads (None: weights outside the layers, such as the
@@ -182,10 +264,30 @@ class _Lowering:
             if note:
                 extra["notes"] = (note,)
         if isinstance(work, MatmulWork):
-            return tile_matmul(work, self.device, name, self.buffers, **extra)
+            schedule = tile_matmul(work, self.device, name, self.buffers, **extra)
+            if work.routing is not None:
+                r = work.routing
+                rows = sample_rows(
+                    self.routing,
+                    layer,
+                    tokens=r.tokens,
+                    top_k=r.top_k,
+                    routed=r.routed,
+                    shared=r.shared,
+                    block=r.block,
+                )
+                note = f"routing: {self.routing.source} (a functional run costs the rows it routes)"
+                schedule = schedule.with_routing(rows)
+                schedule = dataclasses.replace(schedule, notes=(*schedule.notes, note))
+            return schedule
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
         return tile_stream(work, self.device, name, self.buffers, **extra)
+
+
+def _nbytes(value: ir.Value) -> int:
+    info = tensor_info(value.type)
+    return nbytes(info) if info is not None else 0
 
 
 # --- schedule <-> IR ---
@@ -207,7 +309,9 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
         if s.layer is not None:
             kernel.attributes["accel.layer"] = python_to_attr(s.layer)
         if s.context is not None:
-            kernel.attributes["accel.context"] = python_to_attr(dataclasses.asdict(s.context))
+            kernel.attributes["accel.context"] = python_to_attr(shallow(s.context))
+        if s.experts is not None:
+            kernel.attributes["accel.experts"] = python_to_attr(shallow(s.experts))
         if s.notes:
             kernel.attributes["accel.notes"] = python_to_attr(list(s.notes))
         with ir.InsertionPoint(kernel.regions[0].blocks.append()):
@@ -250,6 +354,8 @@ def schedule_of(kernel: ir.OpView) -> KernelSchedule:
         values["layer"] = attr_to_python(attrs["accel.layer"])
     if "accel.context" in attrs:
         values["context"] = ContextStream(**attr_to_python(attrs["accel.context"]))
+    if "accel.experts" in attrs:
+        values["experts"] = ExpertStream(**attr_to_python(attrs["accel.experts"]))
     if "accel.notes" in attrs:
         values["notes"] = tuple(attr_to_python(attrs["accel.notes"]))
     values.update(load_bytes=0.0, store_bytes=0.0, once_bytes=0.0, vector_ops=0.0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from mlacc.runtime.sim.device import Device
 from mlacc.runtime.sim.engine import matmul_cycles, tile_source
-from mlacc.runtime.sim.schedule import ContextStream, KernelSchedule, Matmul
+from mlacc.runtime.sim.schedule import ContextStream, ExpertStream, KernelSchedule, Matmul
 
 ACC_BYTES = 4  # fp32 accumulators
 MIN_TILE = 16
@@ -32,6 +32,22 @@ PIPELINE_DEPTH = 8  # streamed ops: tiles per core to aim for
 
 class TilingError(Exception):
     """The op cannot be tiled for the device (no tile fits, a dtype the device lacks)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a grouped expert matmul's rows are routed: `tokens` tokens each pick `picks`
+    experts, `top_k` of them among `routed` routed experts, the rest the `shared` experts
+    (stacked after the routed ones); segments are padded to `block` rows; the expert offsets
+    are step argument `offsets`."""
+
+    tokens: int
+    picks: int
+    top_k: int
+    routed: int
+    shared: int
+    block: int
+    offsets: int
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class MatmulWork:
     epilogue_ops: float = 0.0  # vector ops per output element
     expert_parallel: bool = False  # batch = experts, spread over chips and cores
     imbalance: float = 1.0  # busiest core's load / mean load (expert placement)
+    routing: Routing | None = None  # grouped expert matmuls
 
 
 @dataclass(frozen=True)
@@ -77,8 +94,9 @@ class StreamWork:
     in_bytes: float
     out_bytes: float
     ops: float
-    link_bytes: float = 0.0
+    link_bytes: float = 0.0  # one copy of every row
     link_phase: str = ""
+    fanout: int = 1  # experts per row: a row goes once to each distinct chip among them
 
 
 def compute_dtype(device: Device, dtype: str, fp8_fallback: str = "") -> tuple[str, str]:
@@ -198,8 +216,27 @@ def tile_matmul(
     tile_traffic = (
         a_reads + batch_c * w.n * w.k * w.b_bytes * mt + batch_c * m_c * w.n * w.out_bytes
     )
-    unique = batch_c * (m_c * w.k * w.a_bytes + w.n * w.k * w.b_bytes + m_c * w.n * w.out_bytes)
-    hbm = _hbm_traffic(device, tile_traffic, unique)
+    hbm = (
+        tile_traffic
+        if device.l2 is None
+        else _matmul_hbm(device, w, m_c, batch_c, (tm, tn), cores, tile_traffic)
+    )
+    experts = None
+    if w.routing is not None:
+        r = w.routing
+        experts = ExpertStream(
+            arg=r.offsets,
+            experts=r.routed + r.shared,
+            tile_rows=tm,
+            n_tiles=nt,
+            k_tiles=kt,
+            weight_bytes=float(w.n * w.k * w.b_bytes),
+            row_bytes=float(w.k * w.a_bytes + w.n * w.out_bytes),
+            row_flops=2.0 * w.n * w.k,
+            chips=chips,
+            cores=device.cores,
+            imbalance=w.imbalance,
+        )
     notes = []
     if w.imbalance != 1.0:
         notes.append(f"expert placement: busiest core has {w.imbalance:.2f}x the mean load")
@@ -217,19 +254,46 @@ def tile_matmul(
         vector_ops=w.epilogue_ops * tm * tn / kt,
         flops=2.0 * w.batch * w.m * w.n * w.k,
         hbm_bytes=float(chips * hbm),
+        experts=experts,
         notes=tuple(notes) + tuple(extra.pop("notes", ())),
         **extra,
     )
 
 
-def _hbm_traffic(device: Device, tile_traffic: float, unique: float) -> float:
-    """HBM bytes of one chip: without an L2 every tile comes from HBM; with one, each byte is
-    fetched once while the working set fits the L2; beyond, every byte about (working set /
-    L2 size) times, never more than the tiles move."""
-    if device.l2 is None or unique <= 0:
-        return tile_traffic
-    refetch = max(1.0, unique / device.l2.capacity_bytes)
-    return min(tile_traffic, unique * refetch)
+def _matmul_hbm(
+    device: Device,
+    w: MatmulWork,
+    m_c: int,
+    batch_c: int,
+    tile: tuple[int, int],
+    cores: int,
+    tile_traffic: float,
+) -> float:
+    """HBM bytes of one chip's products when tiles stream through the L2.
+
+    The cores take output tiles product by product, so ``ceil(cores / tiles per product)``
+    products are in flight at once. Per product, the output is written once. When the smaller
+    operands of the products in flight fit in half the L2, they stay resident while the other
+    operands stream past them once: both are read once. Otherwise a product's cores work on a
+    wave of output tiles at a time, grouped into a ``gm x gn`` block of tile rows and columns
+    (the rasterization GEMM libraries use): a wave reads its ``gm`` A panels and ``gn`` B
+    panels once and shares them through the L2, so A is read once per column of waves and B
+    once per row of waves. Never more than the tiles move.
+    """
+    tm, tn = tile
+    a = m_c * w.k * w.a_bytes
+    b = w.n * w.k * w.b_bytes
+    out = m_c * w.n * w.out_bytes
+    mt, nt = math.ceil(m_c / tm), math.ceil(w.n / tn)
+    in_flight = min(batch_c, math.ceil(cores / (mt * nt)))
+    if min(a, b) * in_flight <= device.l2.capacity_bytes / 2:
+        reads = a + b
+    else:
+        wave = min(max(1, cores // in_flight), mt * nt)
+        gm = max(1, min(mt, round(math.sqrt(wave))))
+        gn = max(1, min(nt, math.ceil(wave / gm)))
+        reads = a * math.ceil(nt / gn) + b * math.ceil(mt / gm)
+    return min(tile_traffic, batch_c * (reads + out))
 
 
 def tile_attention(
@@ -247,14 +311,7 @@ def tile_attention(
             + m * tt * ACC_BYTES
         )
 
-    # Give up query rows first: long cache tiles keep the tensor engine's columns full.
-    qb, tt = _fit(
-        [min(w.q_len, 64), min(w.kv_len, 512)],
-        [1, min(w.kv_len, MIN_TILE)],
-        footprint,
-        device.core.sram_bytes,
-        f"{op} attention",
-    )
+    qb, tt = _attention_tile(w, device, buffers, footprint, op)
     units = w.batch * math.ceil(w.q_len / qb)
     chips = min(device.chips, units)
     units_c = math.ceil(units / chips)
@@ -268,7 +325,7 @@ def tile_attention(
     # it), so the average block streams kv_len - (q_len - qb) / 2 tokens.
     span = max(0, w.q_len - qb)
     seen = w.kv_len - span / 2
-    stream = units * seen * w.entry_bytes
+    stream = _attention_hbm(device, w, qb, cores * chips, units * seen * w.entry_bytes)
     base = KernelSchedule(
         op=op,
         chips=chips,
@@ -300,6 +357,53 @@ def tile_attention(
     return base.with_context(w.kv_len)
 
 
+def _attention_tile(w: AttentionWork, device: Device, buffers: int, footprint, op: str):
+    """The ``(query block, cache tokens)`` tile with the least estimated time on the busiest
+    core, among those that fit the scratchpad: each costs units x cache tiles x max(matmul,
+    load) cycles. More query rows per tile mean fewer passes over the cache."""
+    sram = device.core.sram_bytes
+    best, best_key = None, None
+    for qb in _pow2_upto(min(w.q_len, 128), 1):
+        for tt in _pow2_upto(min(w.kv_len, 512), min(w.kv_len, MIN_TILE)):
+            if footprint([qb, tt]) > sram:
+                continue
+            units = w.batch * math.ceil(w.q_len / qb)
+            cores = min(device.cores * device.chips, units)
+            bw, _ = tile_source(device, min(device.cores, cores))
+            seen = w.kv_len - max(0, w.q_len - qb) / 2
+            per_tile = max(
+                matmul_cycles(device, qb * w.heads, tt, w.k_dim + w.v_dim, w.dtype),
+                tt * w.entry_bytes / bw,
+            )
+            estimate = math.ceil(units / cores) * math.ceil(seen / tt) * per_tile
+            key = (estimate, -qb)
+            if best_key is None or key < best_key:
+                best, best_key = (qb, tt), key
+    if best is None:
+        smallest = [1, min(w.kv_len, MIN_TILE)]
+        raise TilingError(
+            f"the smallest {op} attention tile ({'x'.join(map(str, smallest))}) needs "
+            f"{footprint(smallest)} bytes of scratchpad; the device has {sram}"
+        )
+    return best
+
+
+def _attention_hbm(
+    device: Device, w: AttentionWork, qb: int, cores: int, tile_traffic: float
+) -> float:
+    """HBM bytes of the cache stream. Without an L2 every tile comes from HBM. With one, the
+    query blocks of a sequence that run at once share its cache through the L2: while the
+    caches of the sequences in flight (``cores`` units, sequence by sequence) fit, each
+    sequence's cache is read from HBM once; beyond, about once per L2-full."""
+    if device.l2 is None:
+        return tile_traffic
+    blocks = math.ceil(w.q_len / qb)
+    per_seq = w.kv_len * w.entry_bytes
+    in_flight = math.ceil(min(cores, w.batch * blocks) / blocks) * per_seq
+    refetch = max(1.0, in_flight / device.l2.capacity_bytes)
+    return min(tile_traffic, w.batch * per_seq * refetch)
+
+
 def tile_stream(
     w: StreamWork, device: Device, op: str, buffers: int = 2, **extra
 ) -> KernelSchedule:
@@ -318,10 +422,12 @@ def tile_stream(
     # and stores of consecutive tiles overlap.
     start = max(1, math.ceil(rows_per_core / PIPELINE_DEPTH))
     (tile_rows,) = _fit([start], [1], footprint, device.core.sram_bytes, f"{op} row")
-    # Routed rows go to the chips holding their experts (all chips, expert-parallel): each of
-    # the `chips` sending chips sends its share, less the part that stays on the chip.
+    # Routed rows go to the chips holding their experts (all chips, expert-parallel): a row
+    # picks `fanout` experts, spread uniformly, so it goes to each other chip with chance
+    # 1 - (1 - 1/ep)^fanout, once however many of its experts that chip holds.
     ep = device.chips
-    link = w.link_bytes / chips * (ep - 1) / ep if ep > 1 else 0.0
+    remote = (ep - 1) * (1 - (1 - 1 / ep) ** w.fanout) if ep > 1 else 0.0
+    link = w.link_bytes / chips * remote
     return KernelSchedule(
         op=op,
         chips=chips,

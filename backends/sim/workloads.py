@@ -17,7 +17,7 @@ from collections.abc import Callable
 from mlacc.dialects._mlir import ir
 from mlacc.dialects.types import TensorInfo, tensor_info
 
-from .tiling import AttentionWork, MatmulWork, StreamWork, TilingError
+from .tiling import AttentionWork, MatmulWork, Routing, StreamWork, TilingError
 
 Work = MatmulWork | AttentionWork | StreamWork
 
@@ -161,10 +161,14 @@ def _grouped(op: ir.OpView, info: dict) -> Work:
     x, w = (info["x"], info["w"]) if info.get("x") else (info["x_q"], info["w_q"])
     out = _infos(op.results)[0]
     experts = w.shape[0]
-    assignments = _assignments(op) or x.shape[0]
-    # Only experts that received tokens run: expected distinct experts under uniform routing.
+    routing = _routing(op, experts)
+    assignments = routing.tokens * routing.picks if routing else x.shape[0]
+    # Tiles are sized for uniform routing (expected distinct experts); the lowering then
+    # costs the rows a call actually routes (`KernelSchedule.with_routing`).
     active = max(1, min(experts, round(experts * (1 - (1 - 1 / experts) ** assignments))))
     rows = math.ceil(assignments / active)
+    if routing is not None:  # segments are padded to the dispatch block: tiles cover a block
+        rows = math.ceil(rows / routing.block) * routing.block
     dtype = "fp8" if x.dtype.startswith("float8") else _matmul_dtype(x, w)
     return MatmulWork(
         active,
@@ -178,20 +182,46 @@ def _grouped(op: ir.OpView, info: dict) -> Work:
         2.0 if dtype == "fp8" else 0.0,
         expert_parallel=True,
         imbalance=_imbalance(op),
+        routing=routing,
     )
 
 
-def _assignments(op: ir.OpView) -> int | None:
-    """Token-expert pairs routed to a grouped matmul: the ``indices`` of the `moe.dispatch`
-    whose offsets it reads (its ``x`` rows include the padding to the block size)."""
-    for value in op.operands:
-        owner = value.owner
-        owner = getattr(owner, "opview", owner)
-        if getattr(owner, "name", None) == "moe.dispatch" or (
-            isinstance(owner, ir.OpView) and owner.operation.name == "moe.dispatch"
-        ):
-            indices = tensor_info(owner.operands[1].type)
-            return numel(indices) if indices is not None else None
+def _owner(value: ir.Value) -> ir.OpView | None:
+    owner = value.owner
+    return owner.opview if isinstance(owner, ir.Operation) else owner
+
+
+def _routing(op: ir.OpView, experts: int) -> Routing | None:
+    """The routing shape of a grouped matmul: tokens and picks per token of the `moe.dispatch`
+    whose offsets it reads, and the routed/shared split and top-k of the `moe.router` whose
+    indices that dispatch sorts (all experts routed, top-k = picks, without one)."""
+    dispatch = _owner(op.operands[_arg_index(op, "expert_offsets")])
+    if not isinstance(dispatch, ir.OpView) or dispatch.operation.name != "moe.dispatch":
+        return None
+    indices = tensor_info(dispatch.operands[1].type)
+    if indices is None or indices.rank != 2:
+        return None
+    tokens, picks = indices.shape
+    block = ir.IntegerAttr(dispatch.attributes["block_size"]).value
+    routed, top_k = _routing_of_indices(dispatch.operands[1], picks) or (experts, picks)
+    offsets = _arg_index(op, "expert_offsets")
+    return Routing(tokens, picks, top_k, routed, experts - routed, block, offsets)
+
+
+def _routing_of_indices(indices: ir.Value, picks: int) -> tuple[int, int] | None:
+    """(routed experts, top-k) of the `moe.router` a few ops above `indices` (the expert ids
+    of a dispatch: the router's, concatenated with the shared experts' ids); None if none."""
+    frontier, seen = [indices], 0
+    while frontier and seen < 16:
+        owner = _owner(frontier.pop())
+        seen += 1
+        if not isinstance(owner, ir.OpView):
+            continue
+        if owner.operation.name == "moe.router":
+            weight = tensor_info(owner.operands[1].type)
+            top_k = ir.IntegerAttr(owner.attributes["top_k"]).value
+            return (weight.shape[0] if weight is not None else picks), top_k
+        frontier.extend(owner.operands)
     return None
 
 
@@ -284,22 +314,57 @@ def _decoupled_attention(op: ir.OpView, info: dict) -> Work:
     )
 
 
+def _fanout(indices: TensorInfo, op: ir.OpView) -> int:
+    """Routed experts per token (the router's top-k; shared experts run where the token is)."""
+    routing = _routing_of_indices(op.operands[1], indices.shape[-1])
+    return routing[1] if routing else indices.shape[-1]
+
+
 def _dispatch(op: ir.OpView, info: dict) -> Work:
-    # Rows of the sorted buffer past the routed ones are block padding: never written.
+    # Rows of the sorted buffer past the routed ones are block padding: never written. Over
+    # the links a token goes once to each chip holding one of its experts, in the dtype the
+    # experts read (FP8 values + scales when the rows are quantized for FP8 experts).
     x, idx = info["x"], info["indices"]
     routed = numel(idx) * x.shape[-1] * elt(x)
     tokens = numel(x) // x.shape[-1]
-    return StreamWork(tokens, nbytes(x) + nbytes(idx), routed, 2.0 * numel(idx), routed, "dispatch")
+    row = x.shape[-1] * _link_element_bytes(op, x)
+    return StreamWork(
+        tokens,
+        nbytes(x) + nbytes(idx),
+        routed,
+        2.0 * numel(idx),
+        tokens * row,
+        "dispatch",
+        fanout=_fanout(idx, op),
+    )
+
+
+def _link_element_bytes(op: ir.OpView, x: TensorInfo) -> float:
+    """Bytes per value of the dispatched rows: FP8 + scales when an `fp8.quantize` reads
+    them, else their own dtype."""
+    for use in op.results[0].uses:
+        user = getattr(use.owner, "operation", use.owner)
+        if user.name == "fp8.quantize":
+            values = sum(nbytes(i) for i in _infos(user.results))
+            return values / max(1, numel(tensor_info(op.results[0].type)))
+    return float(elt(x))
 
 
 def _combine(op: ir.OpView, info: dict) -> Work:
-    # Reads the routed rows of y (not its padding) and the routing weights.
+    # Reads the routed rows of y (not its padding) and the routing weights; each chip sends
+    # a token's expert outputs back summed per chip.
     y, weights = info["y"], info["weights"]
     out = _infos(op.results)[0]
     routed = numel(weights) * y.shape[-1] * elt(y)
     tokens = numel(out) // out.shape[-1]
     return StreamWork(
-        tokens, routed + nbytes(weights), nbytes(out), 2.0 * routed / elt(y), routed, "combine"
+        tokens,
+        routed + nbytes(weights),
+        nbytes(out),
+        2.0 * routed / elt(y),
+        tokens * y.shape[-1] * elt(y),
+        "combine",
+        fanout=_fanout(weights, op),
     )
 
 

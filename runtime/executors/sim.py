@@ -16,8 +16,16 @@ from ..errors import ArtifactError
 from ..interpreter import PlanInterpreter, value_refs
 from ..plan import Function, Step
 from ..sim.device import Device, DeviceError, parse_device
-from ..sim.engine import CallTimeline, KernelCost, kernel_timing, simulate_kernel, trace_events
+from ..sim.engine import (
+    CallTimeline,
+    KernelCost,
+    bandwidth_draw,
+    kernel_timing,
+    simulate_kernel,
+    trace_events,
+)
 from ..sim.records import CallRecord, SimReport
+from ..sim.routing import RoutingRecorder
 from ..sim.schedule import KernelSchedule
 from .base import PlanExecutor
 
@@ -33,17 +41,28 @@ _DTYPES = {
 
 
 class _ContextProbe(PlanInterpreter):
-    """Runs steps like the reference and notes the context each attention kernel attends to."""
+    """Runs steps like the reference and notes the context each attention kernel attends to,
+    the rows each expert of a grouped matmul gets, and (when `recorder` is set) the experts
+    each dispatch routes to."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contexts: dict[int, int] = {}
+        self.routing: dict[int, tuple[float, ...]] = {}
+        self.recorder: RoutingRecorder | None = None
 
     def execute(self, step: Step, args: list[Any]) -> tuple[Any, ...]:
-        context = (step.cost or {}).get("context")
+        cost = step.cost or {}
+        context = cost.get("context")
         if context is not None:
             positions = args[context["arg"]]
             self.contexts[id(step)] = int(positions.max()) + 1 if positions.numel() else 1
+        experts = cost.get("experts")
+        if experts is not None:
+            offsets = args[experts["arg"]].long()
+            self.routing[id(step)] = tuple(float(r) for r in (offsets[1:] - offsets[:-1]))
+        if self.recorder is not None and step.op == "moe.dispatch":
+            self.recorder.add(cost.get("layer"), args[1], int(step.attrs["num_experts"]))
         return super().execute(step, args)
 
 
@@ -79,7 +98,8 @@ class SimExecutor(PlanExecutor):
                     self.schedules[id(step)] = schedule
         self.timing_only = not artifact.manifest.get("weights", {}).get("present", True)
         self.detail = False  # engine-level trace events (core 0) for every kernel
-        self._costs: dict[tuple[int, int, int, bool], KernelCost] = {}
+        self._costs: dict[tuple[int, int, float, bool], KernelCost] = {}
+        self._routings: dict[tuple[int, tuple], KernelSchedule] = {}
         self.report = self.new_report()
 
     def new_report(self) -> SimReport:
@@ -116,6 +136,7 @@ class SimExecutor(PlanExecutor):
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         fn = self.plan.functions[entry]
         self.interpreter.contexts = {}
+        self.interpreter.routing = {}
         if self.timing_only:
             outputs = [
                 torch.empty(s.shape, dtype=_DTYPES.get(s.dtype, torch.float32), device="meta")
@@ -133,14 +154,15 @@ class SimExecutor(PlanExecutor):
         neither computed nor recorded: what a call the run did not make would cost (the plain
         decode steps a speculative run replaces)."""
         fn = self.plan.functions[entry]
-        saved = self.interpreter.contexts
+        saved = self.interpreter.contexts, self.interpreter.routing
         self.interpreter.contexts = {
             id(step): context for step in fn.steps if (step.cost or {}).get("context") is not None
         }
+        self.interpreter.routing = {}
         try:
             return self._time(entry, fn, []).cycles
         finally:
-            self.interpreter.contexts = saved
+            self.interpreter.contexts, self.interpreter.routing = saved
 
     def _time(self, entry: str, fn: Function, inputs: list[torch.Tensor]) -> CallRecord:
         start = self.report.cycles
@@ -155,10 +177,13 @@ class SimExecutor(PlanExecutor):
                 context = self.interpreter.contexts.get(
                     id(step), schedule.context.length if schedule.context else 0
                 )
-                begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
-                sharing = schedule.cores + timeline.streaming_cores(begin)
-                cost = self._cost(schedule, context, sharing)
-                timeline.commit(chosen, begin + cost.cycles)
+                rows = self.interpreter.routing.get(id(step))
+                if rows is not None and schedule.experts is not None:
+                    schedule = self._routed(id(step), schedule, rows)
+                begin, cost, chosen = self._place(timeline, schedule, context, at)
+                timeline.commit(
+                    chosen, begin + cost.cycles, bandwidth_draw(self.device, schedule, cost)
+                )
                 end = begin + cost.cycles
                 kernels.append(kernel_timing(schedule.at_context(context), cost, begin, step.loc))
                 if self.detail:
@@ -169,15 +194,46 @@ class SimExecutor(PlanExecutor):
         first = inputs[0] if inputs else None
         batch = int(first.shape[0]) if first is not None and first.dim() else 1
         tokens = int(first.shape[1]) if first is not None and first.dim() > 1 else 1
-        return CallRecord(entry, batch, tokens, start, kernels, events)
+        record = CallRecord(entry, batch, tokens, start, kernels, events)
+        record.static_pj = (
+            self.device.energy.static_w
+            * self.device.chips
+            * 1e12
+            * (self.device.seconds(record.cycles))
+        )
+        return record
 
-    def _cost(self, schedule: KernelSchedule, context: int, streaming: int) -> KernelCost:
-        key = (id(schedule), context, streaming, self.detail)
+    def _routed(self, step: int, schedule: KernelSchedule, rows: tuple) -> KernelSchedule:
+        """`schedule` for the rows per expert a call routed (one schedule per distinct
+        routing, so the cost cache still hits)."""
+        key = (step, rows)
+        routed = self._routings.get(key)
+        if routed is None:
+            if len(self._routings) > 4096:  # costs are keyed by schedule identity: drop both
+                self._routings.clear()
+                self._costs.clear()
+            routed = self._routings[key] = schedule.with_routing(rows)
+        return routed
+
+    def _place(self, timeline: CallTimeline, schedule: KernelSchedule, context: int, at: float):
+        """(start, cost, cores) of a kernel whose operands are ready at `at`: on the
+        earliest-free cores with the bandwidth the running kernels leave, or, when that ends
+        later, once they have released it all."""
+        begin, chosen = timeline.start(at, schedule.chips, schedule.cores)
+        share = timeline.free_share(begin)
+        cost = self._cost(schedule, context, share) if share > 0 else None
+        if share < 1.0:
+            later = timeline.released(begin)
+            alone = self._cost(schedule, context, timeline.free_share(later))
+            if cost is None or later + alone.cycles < begin + cost.cycles:
+                begin, cost = later, alone
+        return begin, cost, chosen
+
+    def _cost(self, schedule: KernelSchedule, context: int, share: float) -> KernelCost:
+        key = (id(schedule), context, share, self.detail)
         cost = self._costs.get(key)
         if cost is None:
-            cost = simulate_kernel(
-                schedule.at_context(context), self.device, self.detail, streaming
-            )
+            cost = simulate_kernel(schedule.at_context(context), self.device, self.detail, share)
             self._costs[key] = cost
         return cost
 

@@ -36,6 +36,7 @@ class TensorEngine:
 
     array: tuple[int, int]
     macs_per_cycle: dict[str, float]
+    efficiency: float = 1.0  # achievable fraction of macs_per_cycle in a well-tiled loop
 
     def supports(self, dtype: str) -> bool:
         """Whether the tensor engine takes `dtype` inputs."""
@@ -48,6 +49,7 @@ class VectorEngine:
 
     lanes: int
     ops_per_cycle: float
+    efficiency: float = 1.0  # achievable fraction of ops_per_cycle
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,15 @@ class Core:
 class Memory:
     """A memory level of a chip shared by its cores: HBM, or an on-chip L2 cache."""
 
-    bandwidth: float  # bytes/s
+    bandwidth: float  # bytes/s, datasheet
     latency_s: float
     capacity_bytes: int
+    efficiency: float = 1.0  # achievable fraction of `bandwidth` (streaming kernels)
+
+    @property
+    def achievable(self) -> float:
+        """Bytes/s a streaming kernel reaches: the datasheet bandwidth times `efficiency`."""
+        return self.bandwidth * self.efficiency
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Energy:
     pj_per_mac: dict[str, float]  # dtype -> pJ
     pj_per_vector_op: float
     pj_per_byte: dict[str, float]  # memory level ("sram", "hbm", "link") -> pJ
+    static_w: float = 0.0  # per chip: leakage, clocks, board, drawn whenever a call runs
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Device:
     energy: Energy
     source: str = field(repr=False)  # the TOML text this was parsed from
     l2: Memory | None = None  # per chip: tiles stream from here; HBM sees compulsory traffic
+    launch_overhead_s: float = 0.0  # per kernel: launch and inter-kernel gap
 
     @property
     def clock_hz(self) -> float:
@@ -115,13 +125,23 @@ class Device:
 
     @property
     def hbm_bytes_per_cycle(self) -> float:
-        """HBM bytes per cycle of one chip."""
+        """Datasheet HBM bytes per cycle of one chip (the roofline's bandwidth)."""
         return self.hbm.bandwidth / self.clock_hz
 
     @property
+    def hbm_achievable_per_cycle(self) -> float:
+        """HBM bytes per cycle of one chip a streaming kernel reaches (derated)."""
+        return self.hbm.achievable / self.clock_hz
+
+    @property
     def l2_bytes_per_cycle(self) -> float:
-        """L2 bytes per cycle of one chip; 0.0 without an L2."""
-        return self.l2.bandwidth / self.clock_hz if self.l2 else 0.0
+        """Achievable L2 bytes per cycle of one chip; 0.0 without an L2."""
+        return self.l2.achievable / self.clock_hz if self.l2 else 0.0
+
+    @property
+    def launch_cycles(self) -> float:
+        """Cycles every kernel launch costs before its first tile."""
+        return self.launch_overhead_s * self.clock_hz
 
     @property
     def link_bytes_per_cycle(self) -> float:
@@ -148,6 +168,10 @@ class Device:
             "cores": self.cores,
             "sram_bytes": self.core.sram_bytes,
             "hbm_bandwidth": self.hbm.bandwidth * self.chips,
+            "hbm_efficiency": self.hbm.efficiency,
+            "tensor_efficiency": self.core.tensor.efficiency,
+            "launch_overhead_s": self.launch_overhead_s,
+            "static_w": self.energy.static_w * self.chips,
             "hbm_latency_s": self.hbm.latency_s,
             "hbm_capacity_bytes": self.hbm.capacity_bytes * self.chips,
             "link_bandwidth": self.link.bandwidth if self.link else None,
@@ -205,6 +229,7 @@ _SHAPE = _Leaf(
     lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(d) and d > 0 for d in v),
     tuple,
 )
+_FRACTION = _Leaf("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, float)
 _PER_DTYPE = {d: _Optional(_POSITIVE) for d in DTYPES}
 
 _SCHEMA: dict[str, Any] = {
@@ -213,21 +238,41 @@ _SCHEMA: dict[str, Any] = {
     "clock_ghz": _POSITIVE,
     "chips": _COUNT,
     "cores": _COUNT,
+    "launch_overhead_ns": _Optional(_NON_NEGATIVE),
     "core": {
         "sram_kib": _COUNT,
         "dma_engines": _COUNT,
         "dma_bytes_per_cycle": _POSITIVE,
-        "tensor": {"array": _SHAPE, "macs_per_cycle": _PER_DTYPE},
-        "vector": {"lanes": _COUNT, "ops_per_cycle": _POSITIVE},
+        "tensor": {
+            "array": _SHAPE,
+            "macs_per_cycle": _PER_DTYPE,
+            "efficiency": _Optional(_FRACTION),
+        },
+        "vector": {
+            "lanes": _COUNT,
+            "ops_per_cycle": _POSITIVE,
+            "efficiency": _Optional(_FRACTION),
+        },
     },
-    "hbm": {"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE, "capacity_gib": _POSITIVE},
+    "hbm": {
+        "bandwidth_gbs": _POSITIVE,
+        "latency_ns": _NON_NEGATIVE,
+        "capacity_gib": _POSITIVE,
+        "efficiency": _Optional(_FRACTION),
+    },
     "l2": _Optional(
-        {"size_mib": _POSITIVE, "bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}
+        {
+            "size_mib": _POSITIVE,
+            "bandwidth_gbs": _POSITIVE,
+            "latency_ns": _NON_NEGATIVE,
+            "efficiency": _Optional(_FRACTION),
+        }
     ),
     "link": _Optional({"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}),
     "energy": {
         "pj_per_mac": _PER_DTYPE,
         "pj_per_vector_op": _POSITIVE,
+        "static_w": _Optional(_NON_NEGATIVE),
         "pj_per_byte": {
             "sram": _POSITIVE,
             "hbm": _POSITIVE,
@@ -286,6 +331,7 @@ def _build(raw: dict[str, Any], text: str) -> Device:
         clock_ghz=raw["clock_ghz"],
         chips=raw["chips"],
         cores=raw["cores"],
+        launch_overhead_s=raw.get("launch_overhead_ns", 0.0) / 1e9,
         core=Core(
             sram_bytes=core["sram_kib"] * 1024,
             dma_engines=core["dma_engines"],
@@ -297,6 +343,7 @@ def _build(raw: dict[str, Any], text: str) -> Device:
             bandwidth=hbm["bandwidth_gbs"] * 1e9,
             latency_s=hbm["latency_ns"] / 1e9,
             capacity_bytes=round(hbm["capacity_gib"] * 2**30),
+            efficiency=hbm.get("efficiency", 1.0),
         ),
         link=Link(link["bandwidth_gbs"] * 1e9, link["latency_ns"] / 1e9) if link else None,
         l2=(
@@ -304,6 +351,7 @@ def _build(raw: dict[str, Any], text: str) -> Device:
                 bandwidth=l2["bandwidth_gbs"] * 1e9,
                 latency_s=l2["latency_ns"] / 1e9,
                 capacity_bytes=round(l2["size_mib"] * 2**20),
+                efficiency=l2.get("efficiency", 1.0),
             )
             if l2
             else None

@@ -4,16 +4,21 @@ Per kernel, one representative core runs its tile loop as a discrete-event pipel
 tile's load, matmul, vector work and store is an event on its engine (DMA-in, tensor, vector,
 DMA-out), starting when its inputs are ready and its engine is free; a load waits for a
 scratchpad buffer, freed when the compute of the tile ``buffers`` earlier ends. Every transfer
-pays the memory latency, and the chip's HBM (or L2) bandwidth is shared by the cores the
-kernel runs on (contention); loads and stores of a core together move at most its share. With
-an L2, the kernel also takes at least its HBM traffic at the chip's HBM bandwidth. After
-`EXPLICIT_TILES` iterations the pipeline is periodic, so the rest of the loop is extended at
-the measured interval instead of being replayed tile by tile.
+pays the memory latency. Engines run at their achievable rates (the device's ``efficiency``
+fractions of the datasheet figures); the roofline stays at the datasheet peaks. A kernel gets
+a fraction of its chip's bandwidth (all of it when alone), shared by the cores it runs on;
+loads and stores of a core together move at most their share. With an L2, tiles stream from
+it and the kernel also takes at least its HBM traffic at its share of the chip's HBM
+bandwidth. After `EXPLICIT_TILES` iterations the pipeline is periodic, so the rest of the
+loop is extended at the measured interval instead of being replayed tile by tile. Every
+kernel pays the device's launch overhead first.
 
 Across kernels, the executor list-schedules them onto the chips' cores in program order
 (`CallTimeline`): a kernel starts when its operands are ready and enough cores are free, so
-independent small kernels overlap, and a kernel that starts while others run shares the chip's
-bandwidth with their cores too.
+independent small kernels overlap. Bandwidth is booked: each kernel holds the fraction of the
+chip's bandwidth it draws on average until it ends, and a kernel that starts while others run
+gets only what they leave (or waits for them, when that ends it sooner), so overlapping
+kernels never draw more than the chip has.
 """
 
 from __future__ import annotations
@@ -47,28 +52,28 @@ def matmul_cycles(device: Device, m: int, n: int, k: int, dtype: str) -> float:
     tensor = device.core.tensor
     rows, cols = tensor.array
     padded = math.ceil(m / rows) * rows * math.ceil(n / cols) * cols * k
-    return padded / tensor.macs_per_cycle[dtype]
+    return padded / (tensor.macs_per_cycle[dtype] * tensor.efficiency)
 
 
-def tile_source(device: Device, cores: int) -> tuple[float, float]:
+def tile_source(device: Device, cores: int, share: float = 1.0) -> tuple[float, float]:
     """(bytes per cycle, latency in cycles) of one core's tile traffic when `cores` cores of a
-    chip stream at once: from the L2 when the chip has one, else from HBM, at the core's share
-    of that level's bandwidth and at most its DMA engines' rate."""
+    chip stream the fraction `share` of its bandwidth: from the L2 when the chip has one, else
+    from HBM, at the achievable bandwidth and at most the core's DMA engines' rate."""
     core = device.core
     level = device.l2 or device.hbm
-    share = level.bandwidth / device.clock_hz / cores
-    return min(share, core.dma_engines * core.dma_bytes_per_cycle), device.cycles(level.latency_s)
+    per_core = share * level.achievable / device.clock_hz / cores
+    return min(per_core, core.dma_engines * core.dma_bytes_per_cycle), device.cycles(
+        level.latency_s
+    )
 
 
 def simulate_kernel(
-    s: KernelSchedule, device: Device, trace: bool = False, streaming_cores: int = 0
+    s: KernelSchedule, device: Device, trace: bool = False, share: float = 1.0
 ) -> KernelCost:
-    """Times one kernel (see the module docstring). `streaming_cores`: the cores of its chip
-    streaming memory while it runs, its own included (default: its own); they share the
-    chip's bandwidth."""
+    """Times one kernel (see the module docstring). `share`: the fraction of its chip's
+    bandwidth (L2 and HBM) the kernel gets, 1.0 when it runs alone."""
     core = device.core
-    streaming = max(streaming_cores, s.cores)
-    per_core_bw, latency = tile_source(device, streaming)
+    per_core_bw, latency = tile_source(device, s.cores, share)
     traffic = s.load_bytes + s.store_bytes
     t_load = s.load_bytes / per_core_bw
     t_store = s.store_bytes / per_core_bw
@@ -76,16 +81,20 @@ def simulate_kernel(
     if s.matmul is not None:
         mm = s.matmul
         t_mma = mm.count * matmul_cycles(device, mm.m, mm.n, mm.k, mm.dtype)
-    t_vec = s.vector_ops / core.vector.ops_per_cycle if s.vector_ops else 0.0
+    vector_rate = core.vector.ops_per_cycle * core.vector.efficiency
+    t_vec = s.vector_ops / vector_rate if s.vector_ops else 0.0
     events: list[tuple[str, str, float, float]] = []
 
     # Chip-to-chip transfer before or after the loop.
     t_link = 0.0
     if s.link_bytes and device.link is not None:
         t_link = device.cycles(device.link.latency_s) + s.link_bytes / device.link_bytes_per_cycle
-    start = t_link if s.link_phase == "dispatch" else 0.0
+    launch = device.launch_cycles
+    if launch and trace:
+        events.append(("dma in", "launch", 0.0, launch))
+    start = launch + (t_link if s.link_phase == "dispatch" else 0.0)
     if t_link and trace and s.link_phase == "dispatch":
-        events.append(("link", "dispatch", 0.0, t_link))
+        events.append(("link", "dispatch", launch, t_link))
 
     # Prologue: operands every tile reuses.
     if s.once_bytes:
@@ -137,8 +146,8 @@ def simulate_kernel(
     # chip's HBM bandwidth still bounds the kernel.
     hbm_floor = 0.0
     if device.l2 is not None and s.hbm_bytes:
-        share = device.hbm_bytes_per_cycle * s.cores / streaming
-        hbm_floor = s.hbm_bytes / s.chips / share + device.cycles(device.hbm.latency_s)
+        hbm_bw = device.hbm_achievable_per_cycle * share
+        hbm_floor = s.hbm_bytes / s.chips / hbm_bw + device.cycles(device.hbm.latency_s)
         cycles = max(cycles, start + hbm_floor)
     if t_link and s.link_phase != "dispatch":
         if trace:
@@ -223,18 +232,31 @@ def _energy(device: Device, s: KernelSchedule, bytes_: dict[str, float], n_cores
     return pj
 
 
+SHARE_STEP = 32  # bandwidth shares are booked in 1/32ths of the chip (cost-cache friendly)
+
+
+def bandwidth_draw(device: Device, s: KernelSchedule, cost: KernelCost) -> float:
+    """The fraction of its chip's achievable bandwidth `cost` draws on average (the larger of
+    HBM and, with an L2, L2); what the kernel books while it runs."""
+    if cost.cycles <= 0:
+        return 0.0
+    draws = [cost.bytes["hbm"] / s.chips / cost.cycles / device.hbm_achievable_per_cycle]
+    if device.l2 is not None:
+        draws.append(cost.bytes["l2"] / s.chips / cost.cycles / device.l2_bytes_per_cycle)
+    return min(1.0, max(draws))
+
+
 @dataclass
 class CallTimeline:
-    """Places kernels of one call on the cores: which core is free when, and which kernels
-    are still streaming memory at a given time (they share the chip's bandwidth)."""
+    """Places kernels of one call on the cores: which core is free when, and which fraction of
+    the chip's bandwidth the kernels still running have booked."""
 
     device: Device
     core_free: list[list[float]] = field(default_factory=list)
-    running: list[list[tuple[float, int]]] = field(default_factory=list)  # chip -> (end, cores)
+    booked: list[tuple[float, float]] = field(default_factory=list)  # chip 0: (end, fraction)
 
     def __post_init__(self) -> None:
         self.core_free = [[0.0] * self.device.cores for _ in range(self.device.chips)]
-        self.running = [[] for _ in range(self.device.chips)]
 
     def start(self, ready: float, chips: int, cores: int) -> tuple[float, list]:
         """When a kernel on the `cores` earliest-free cores of each of `chips` chips can start
@@ -248,19 +270,25 @@ class CallTimeline:
             start = max(start, max(free[c] for c in order))
         return start, chosen
 
-    def streaming_cores(self, at: float) -> int:
-        """Cores of chip 0 busy with kernels still running at `at`."""
-        return sum(n for end, n in self.running[0] if end > at)
+    def free_share(self, at: float) -> float:
+        """The fraction of the chip's bandwidth not booked by kernels that end after `at`,
+        rounded down to whole `SHARE_STEP`ths."""
+        used = sum(f for end, f in self.booked if end > at)
+        return math.floor(max(0.0, 1.0 - used) * SHARE_STEP + 1e-9) / SHARE_STEP
 
-    def commit(self, chosen: list, end: float) -> None:
-        """Occupies the `chosen` cores until `end`."""
+    def released(self, at: float) -> float:
+        """When every kernel still running at `at` has ended (the whole bandwidth is free)."""
+        return max((end for end, _ in self.booked if end > at), default=at)
+
+    def commit(self, chosen: list, end: float, fraction: float) -> None:
+        """Occupies the `chosen` cores until `end`; books `fraction` of the bandwidth."""
         for chip, order in chosen:
             for c in order:
                 self.core_free[chip][c] = end
-            # no kernel can start before the earliest-free core: older entries cannot overlap
-            horizon = min(self.core_free[chip])
-            self.running[chip] = [(e, n) for e, n in self.running[chip] if e > horizon]
-            self.running[chip].append((end, len(order)))
+        # no kernel can start before the earliest-free core: older bookings cannot overlap
+        horizon = min(self.core_free[0])
+        self.booked = [(e, f) for e, f in self.booked if e > horizon]
+        self.booked.append((end, fraction))
 
 
 def kernel_timing(s: KernelSchedule, cost: KernelCost, start: float, location: str) -> KernelTiming:

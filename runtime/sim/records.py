@@ -63,6 +63,7 @@ class CallRecord:
     start: float  # cycles since the run began
     kernels: list[KernelTiming]
     events: list[TraceEvent] = field(default_factory=list)
+    static_pj: float = 0.0  # static power over the call's wall time (not in any kernel)
 
     @property
     def cycles(self) -> float:
@@ -76,7 +77,8 @@ class Totals:
 
     cycles: float = 0.0
     flops: float = 0.0
-    energy_pj: float = 0.0
+    energy_pj: float = 0.0  # kernels' dynamic energy plus the calls' static energy
+    static_pj: float = 0.0  # the static part of energy_pj
     bytes: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0.0))
     busy: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ENGINES, 0.0))
     sram_peak: int = 0
@@ -126,6 +128,8 @@ class SimReport:
         for call in self.calls:
             if entry is None or call.entry == entry:
                 t.cycles += call.cycles
+                t.static_pj += call.static_pj
+                t.energy_pj += call.static_pj
                 for k in call.kernels:
                     t.add(k)
         return t

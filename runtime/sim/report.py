@@ -321,6 +321,8 @@ def _total_lines(report: SimReport) -> list[str]:
     energy = _energy(t.energy_pj)
     if tokens:
         energy += f", {_energy(t.energy_pj / tokens)}/token over {_si(tokens)} tokens"
+    if t.static_pj:
+        energy += f" (static {_energy(t.static_pj)})"
     kv.append(("energy", energy))
 
     sram = f"{_bytes(t.sram_peak)} per core"
@@ -494,6 +496,7 @@ def report_to_json(report: SimReport) -> dict[str, Any]:
         "bytes": dict(t.bytes),
         "hbm_bytes_per_second": _ratio(t.bytes.get("hbm", 0.0), seconds),
         "energy_pj": t.energy_pj,
+        "static_energy_pj": t.static_pj,
         "tokens": tokens,
         "energy_pj_per_token": _ratio(t.energy_pj, tokens),
         "sram_peak": t.sram_peak,

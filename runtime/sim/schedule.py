@@ -17,7 +17,7 @@ activations of a decode matmul); chip-to-chip ``link_bytes`` move before (``disp
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -49,10 +49,30 @@ class ContextStream:
     units_per_core: int  # (sequence, query block) units the busiest core runs
     unit_in: float  # bytes each unit loads once (its queries)
     unit_out: float  # bytes each unit stores once (its output)
-    stream_bytes: float  # cache bytes the whole kernel reads at `length`
+    stream_bytes: float  # cache bytes the whole kernel reads from HBM at `length`
     rows: int  # query rows (query block x heads) of a tile's products
     dims: int  # channels per cached token the products read (scores + values)
     causal_span: int = 0  # query positions after the first block: causal units stop earlier
+
+
+@dataclass(frozen=True)
+class ExpertStream:
+    """A grouped expert matmul's routing: which experts run and with how many rows follows
+    the tokens each call routes, so tiles, FLOPs and bytes are recomputed per call
+    (`KernelSchedule.with_routing`) from the rows per expert (the dispatch's block-padded
+    segment lengths)."""
+
+    arg: int  # the step argument holding the expert offsets ([E + 1], block-padded)
+    experts: int  # routed + shared experts in the weight stack
+    tile_rows: int  # rows per tile (tm)
+    n_tiles: int  # output-column tiles per expert
+    k_tiles: int  # reduction tiles per output tile
+    weight_bytes: float  # one expert's weight
+    row_bytes: float  # one routed row in and out
+    row_flops: float  # one routed row
+    chips: int  # chips the experts are spread over (expert e on chip e * chips // experts)
+    cores: int  # cores per chip
+    imbalance: float = 1.0  # expert placement: busiest core's load / mean load
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,7 @@ class KernelSchedule:
     hbm_bytes: float = 0.0  # whole kernel, for the report
     layer: int | None = None
     context: ContextStream | None = None  # attention kernels
+    experts: ExpertStream | None = None  # grouped expert matmuls
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def at_context(self, context: int) -> KernelSchedule:
@@ -110,8 +131,38 @@ class KernelSchedule:
             context=replace(c, length=context, stream_bytes=stream),
         )
 
+    def with_routing(self, rows: list[float] | tuple[float, ...]) -> KernelSchedule:
+        """This grouped matmul for a call whose experts get `rows` rows each (block-padded):
+        only experts with rows run; each chip runs its experts' tiles on its cores, and the
+        busiest chip sets the tile count; HBM reads the weights of the experts that run once
+        and every routed row in and out."""
+        x = self.experts
+        assert x is not None and len(rows) == x.experts
+        per_chip = [0.0] * x.chips
+        active = 0
+        total_rows = 0.0
+        for e, r in enumerate(rows):
+            if r > 0:
+                active += 1
+                total_rows += r
+                per_chip[e * x.chips // x.experts] += math.ceil(r / x.tile_rows) * x.n_tiles
+        busiest = max(per_chip) if active else 1.0
+        cores = max(1, min(x.cores, math.ceil(busiest)))
+        per_core = math.ceil(math.ceil(busiest / cores) * x.imbalance)
+        return replace(
+            self,
+            cores=cores,
+            tiles=max(1, per_core * x.k_tiles),
+            flops=total_rows * x.row_flops,
+            hbm_bytes=active * x.weight_bytes + total_rows * x.row_bytes,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON-able data (`from_json` reads it back)."""
+        data = shallow(self)
+        for name in ("matmul", "context", "experts"):
+            if data[name] is not None:
+                data[name] = shallow(data[name])
         data["notes"] = list(self.notes)
         return data
 
@@ -129,6 +180,8 @@ class KernelSchedule:
             values["matmul"] = Matmul(**values["matmul"])
         if values.get("context") is not None:
             values["context"] = ContextStream(**values["context"])
+        if values.get("experts") is not None:
+            values["experts"] = ExpertStream(**values["experts"])
         values["notes"] = tuple(values.get("notes", ()))
         schedule = cls(**values)
         schedule.check()
@@ -150,6 +203,11 @@ class KernelSchedule:
             _check(c, "kernel schedule context", _CONTEXT_COUNTS, _CONTEXT_AMOUNTS)
             if not _is_int(c.arg) or c.arg < 0:
                 raise ValueError(f"kernel schedule context 'arg' must be >= 0, got {c.arg!r}")
+        if self.experts is not None:
+            x = self.experts
+            _check(x, "kernel schedule experts", _EXPERT_COUNTS, _EXPERT_AMOUNTS)
+            if not _is_int(x.arg) or x.arg < 0:
+                raise ValueError(f"kernel schedule experts 'arg' must be >= 0, got {x.arg!r}")
 
 
 _COUNTS = ("chips", "cores", "tiles", "buffers")
@@ -165,6 +223,14 @@ _AMOUNTS = (
 )
 _CONTEXT_COUNTS = ("length", "tile", "entry_bytes", "splits", "units_per_core", "rows", "dims")
 _CONTEXT_AMOUNTS = ("unit_in", "unit_out", "stream_bytes")
+_EXPERT_COUNTS = ("experts", "tile_rows", "n_tiles", "k_tiles", "chips", "cores")
+_EXPERT_AMOUNTS = ("weight_bytes", "row_bytes", "row_flops", "imbalance")
+
+
+def shallow(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, one level deep (`dataclasses.asdict` deep-copies,
+    which is slow for the thousands of schedules of a full-size model)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def _is_int(value: Any) -> bool:

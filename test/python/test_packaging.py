@@ -33,7 +33,7 @@ def test_device_presets_ship_as_package_data() -> None:
 
     data = PYPROJECT["tool"]["setuptools"]["package-data"]["mlacc.backends.sim.devices"]
     assert data == ["*.toml"] and PRESETS.name == "devices"
-    assert presets() == ["datacenter-npu", "edge-npu", "h100-like", "h200"]
+    assert presets() == ["datacenter-npu", "edge-npu", "h100-like", "h200-like"]
 
 
 def test_version_matches_pyproject() -> None:

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Simulator calibration: measured reference points beside the `sim` target's predictions.
+
+    .venv/bin/python benchmarks/sim_calibration.py [--json-only]
+
+Each reference point is a kernel measured on real hardware (a copy, a GEMM, an attention
+kernel), with its source. The simulator tiles the same shape for the matching preset and
+times it with the engine (one kernel, alone on the device, launch overhead included); the
+table gives both numbers and the error ``(predicted - measured) / measured``. Prints one JSON
+object and a table. The presets' efficiency fractions (device TOMLs) are the only knobs; the
+points they were set from are marked ``fit`` (their error shows the fit, not a validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+TB, TFLOP = 1e12, 1e12
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One measured point: `value` in `unit` for `what` on `device` (a `sim` preset)."""
+
+    name: str
+    device: str
+    kind: str  # "copy" | "gemm" | "mla_decode" | "attention"
+    shape: tuple[int, ...]
+    value: float
+    unit: str  # "TB/s" | "TFLOP/s"
+    source: str
+    note: str = ""
+    fitted: bool = False  # a preset's efficiency fraction was set from this point
+
+
+REFERENCES: tuple[Reference, ...] = (
+    Reference(
+        "copy 1 GiB (read + write)",
+        "h100-like",
+        "copy",
+        (1 << 30,),
+        3.02,
+        "TB/s",
+        "mlacc team measurement, H100 SXM5 80GB (issue 15)",
+        fitted=True,
+    ),
+    Reference(
+        "bf16 GEMM 8192^3",
+        "h100-like",
+        "gemm",
+        (8192, 8192, 8192),
+        798.0,
+        "TFLOP/s",
+        "mlacc team measurement, cuBLAS, H100 SXM5 80GB (issue 15)",
+        fitted=True,
+    ),
+    Reference(
+        "bf16 GEMM 16384x24576x1536",
+        "h100-like",
+        "gemm",
+        (16384, 24576, 1536),
+        0.775 * 989.4,
+        "TFLOP/s",
+        "cuBLAS ~75-80% of peak at this shape (issue 15; a range, midpoint used)",
+    ),
+    Reference(
+        "bf16 GEMM 16384^3",
+        "h100-like",
+        "gemm",
+        (16384, 16384, 16384),
+        0.775 * 989.4,
+        "TFLOP/s",
+        "cuBLAS ~75-80% of peak at this shape (issue 15; a range, midpoint used)",
+    ),
+    Reference(
+        "MLA decode b128 ctx4096 (cache bandwidth)",
+        "h100-like",
+        "mla_decode",
+        (128, 1, 4096),
+        3.0,
+        "TB/s",
+        "FlashMLA README (deepseek-ai/FlashMLA): up to 3000 GB/s memory-bound, H800 SXM5 "
+        "(same HBM3 3.35 TB/s and SMs as H100 SXM5)",
+        "an 'up to' figure; batch and context assumed",
+    ),
+    Reference(
+        "attention fwd bf16 hdim 256, 16k tokens",
+        "h100-like",
+        "attention",
+        (8, 16384, 256),
+        740.0,
+        "TFLOP/s",
+        "FlashAttention-3 paper (Shah et al. 2024, arXiv:2407.08608): up to 740 TFLOP/s "
+        "bf16 forward on H100 SXM5",
+        "reference non-causal; the simulator's attention is causal (attended FLOPs counted)",
+    ),
+    Reference(
+        "copy 1 GiB (read + write)",
+        "h200-like",
+        "copy",
+        (1 << 30,),
+        4.3,
+        "TB/s",
+        "mlacc team measurement, H200 SXM 141GB (issue 15)",
+        fitted=True,
+    ),
+    Reference(
+        "bf16 GEMM 8192^3",
+        "h200-like",
+        "gemm",
+        (8192, 8192, 8192),
+        785.0,
+        "TFLOP/s",
+        "mlacc team measurement, cuBLAS, H200 SXM (issue 15: 770-800, midpoint used)",
+    ),
+)
+
+
+def error_pct(predicted: float, measured: float) -> float:
+    """Signed error of `predicted` against `measured`, in percent of `measured`."""
+    if measured == 0:
+        raise ValueError("a reference point must be non-zero")
+    return 100.0 * (predicted - measured) / measured
+
+
+def summarize(rows: list[dict[str, Any]], within_pct: float = 15.0) -> dict[str, Any]:
+    """Mean and worst absolute error of the `rows` (each with an ``error_pct``) that no
+    preset was fitted to, and how many are within `within_pct`."""
+    errors = [abs(r["error_pct"]) for r in rows if not r.get("fitted")]
+    return {
+        "points": len(errors),
+        "fitted_points": len(rows) - len(errors),
+        "mean_abs_error_pct": statistics.fmean(errors) if errors else 0.0,
+        "max_abs_error_pct": max(errors, default=0.0),
+        f"within_{within_pct:g}_pct": sum(e <= within_pct for e in errors),
+    }
+
+
+def calibrate(
+    references: tuple[Reference, ...] | list[Reference],
+    predict: Callable[[Reference], float],
+) -> dict[str, Any]:
+    """Every reference point with the simulator's prediction (`predict`, in its unit) and the
+    error, plus the summary."""
+    rows = []
+    for ref in references:
+        predicted = predict(ref)
+        rows.append(
+            {**asdict(ref), "predicted": predicted, "error_pct": error_pct(predicted, ref.value)}
+        )
+    return {"points": rows, "summary": summarize(rows)}
+
+
+def simulate(ref: Reference) -> float:
+    """The `sim` prediction for `ref`, in `ref.unit`: the shape tiled for the preset and timed
+    alone on the device (launch overhead included)."""
+    from mlacc.backends.sim.lowering import resolve_device
+    from mlacc.backends.sim.tiling import (
+        AttentionWork,
+        MatmulWork,
+        StreamWork,
+        tile_attention,
+        tile_matmul,
+        tile_stream,
+    )
+    from mlacc.runtime.sim.engine import simulate_kernel
+
+    device = resolve_device(ref.device)
+    if ref.kind == "copy":
+        (size,) = ref.shape
+        rows = size // (4096 * 4)
+        s = tile_stream(StreamWork(rows, size, size, 0.0), device, "copy")
+        moved = 2 * size
+    elif ref.kind == "gemm":
+        m, n, k = ref.shape
+        s = tile_matmul(MatmulWork(1, m, n, k, 2, 2, 2, "bf16"), device, "gemm")
+        moved = s.flops
+    elif ref.kind == "mla_decode":
+        batch, q_len, context = ref.shape
+        work = AttentionWork(batch, q_len, 128, context, 576, 512, 576 * 2, 2, "bf16", 0)
+        s = tile_attention(work, device, "mla")
+        moved = batch * context * 576 * 2  # the latent cache read once
+    elif ref.kind == "attention":
+        batch_heads, tokens, hdim = ref.shape
+        work = AttentionWork(batch_heads, tokens, 1, tokens, hdim, hdim, 2 * hdim * 2, 2, "bf16", 0)
+        s = tile_attention(work, device, "attention")
+        moved = s.flops
+    else:
+        raise ValueError(f"unknown reference kind '{ref.kind}'")
+    seconds = device.seconds(simulate_kernel(s, device).cycles)
+    return moved / seconds / (TB if ref.unit == "TB/s" else TFLOP)
+
+
+def table(result: dict[str, Any]) -> str:
+    """The points as a fixed-width table (what docs/sim.md and the README show)."""
+    lines = [
+        f"{'device':10s} {'point':44s} {'measured':>12s} {'sim':>12s} {'error':>8s}  source",
+        "-" * 120,
+    ]
+    for r in result["points"]:
+        unit = r["unit"]
+        lines.append(
+            f"{r['device']:10s} {r['name']:44s} {r['value']:7.4g} {unit:<2s} "
+            f"{r['predicted']:7.4g} {unit:<2s} {r['error_pct']:+7.1f}%  "
+            f"{'(fit) ' if r['fitted'] else ''}{r['source']}"
+        )
+    s = result["summary"]
+    lines.append(
+        f"\n{s['points']} validation points (+{s['fitted_points']} fitted): mean |error| "
+        f"{s['mean_abs_error_pct']:.1f}%, worst {s['max_abs_error_pct']:.1f}%, "
+        f"{s['within_15_pct']} within 15%"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON")
+    args = parser.parse_args()
+    result = calibrate(REFERENCES, simulate)
+    print(json.dumps(result, indent=1))
+    if not args.json_only:
+        print()
+        print(table(result))
+
+
+if __name__ == "__main__":
+    main()

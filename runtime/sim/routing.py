@@ -16,10 +16,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # torch is imported where a draw needs it: mlacc-opt loads this without it
+    import torch
 
 FORMAT = "mlacc-routing/1"
 
@@ -117,6 +119,8 @@ def sample_rows(
     takes every token. One draw serves every layer of a uniform or Zipf spec (Zipf's
     popularity ranks are shuffled per layer, so the hot experts differ); a histogram is
     drawn per layer."""
+    import torch
+
     key = layer if spec.kind == "histogram" else None
     counts = _draw(spec, key, tokens, top_k, routed)
     if spec.kind == "zipf":
@@ -129,6 +133,8 @@ def sample_rows(
 @functools.lru_cache(maxsize=1024)
 def _draw(spec, layer, tokens, top_k, routed) -> tuple[int, ...]:
     """Tokens per routed expert of one seeded draw."""
+    import torch
+
     p = torch.tensor(spec.probabilities(routed, layer), dtype=torch.float32)
     k = min(top_k, routed)
     if not (tokens and k):
@@ -150,6 +156,8 @@ class RoutingRecorder:
 
     def add(self, layer: int | None, indices: torch.Tensor, experts: int) -> None:
         """Counts the expert ids in `indices` (a dispatch's ``[tokens, k]``) for `layer`."""
+        import torch
+
         counts = torch.bincount(indices.reshape(-1).long().cpu(), minlength=experts).tolist()
         key = -1 if layer is None else int(layer)
         old = self.layers.get(key, [0] * len(counts))

@@ -5,6 +5,8 @@ All cases (`op_cases`) are entry points of one module: one compile, one native o
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 from op_cases import build_cases, module_of
@@ -31,14 +33,17 @@ def _close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     if got.dtype == torch.float8_e4m3fn:
         assert torch.equal(got.view(torch.uint8), want.view(torch.uint8)), what
         return
-    tol = {torch.float32: (2e-5, 1e-5), torch.bfloat16: (1.6e-2, 1e-2)}[got.dtype]
-    torch.testing.assert_close(got, want, rtol=tol[0], atol=tol[1], msg=what)
+    # atol scales with the output: an element that cancels to ~0 in a sum of terms ~|want|
+    # keeps the rounding error of those terms (a few ulp of 65 is 5e-5 in grouped matmuls)
+    rtol, atol = {torch.float32: (2e-5, 1e-5), torch.bfloat16: (1.6e-2, 1e-2)}[got.dtype]
+    scale = max(1.0, want.abs().max().item()) if want.numel() else 1.0
+    torch.testing.assert_close(got, want, rtol=rtol, atol=atol * scale, msg=what)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_op_matches_reference(name: str, executables) -> None:
     llvm, reference = executables
-    g = torch.Generator().manual_seed(hash(name) % 1000)
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()) % 1000)  # same every run
     inputs = CASES[name].make(g)
     got = llvm.run(name, *[t.clone() for t in inputs])
     want = reference.run(name, *[t.clone() for t in inputs])

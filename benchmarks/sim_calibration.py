@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Simulator calibration: measured reference points beside the `sim` target's predictions.
 
-    .venv/bin/python benchmarks/sim_calibration.py [--json-only]
+    .venv/bin/python benchmarks/sim_calibration.py [--json-only | --markdown]
 
 Each reference point is a kernel measured on real hardware (a copy, a GEMM, an attention
 kernel), with its source. The simulator tiles the same shape for the matching preset and
@@ -218,11 +218,38 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The points as a Markdown table (docs/sim.md, README)."""
+    lines = [
+        "| device | point | measured | sim | error | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["points"]:
+        fit = " (fit)" if r["fitted"] else ""
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(
+            f"| `{r['device']}` | {r['name']} | {r['value']:.4g} {r['unit']} | "
+            f"{r['predicted']:.4g} {r['unit']} | {r['error_pct']:+.1f}%{fit} | "
+            f"{r['source']}{note} |"
+        )
+    s = result["summary"]
+    lines.append(
+        f"\n{s['points']} validation points (+{s['fitted_points']} fitted): mean |error| "
+        f"{s['mean_abs_error_pct']:.1f}%, worst {s['max_abs_error_pct']:.1f}%, "
+        f"{s['within_15_pct']} within 15%."
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json-only", action="store_true", help="print only the JSON")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table only")
     args = parser.parse_args()
     result = calibrate(REFERENCES, simulate)
+    if args.markdown:
+        print(markdown(result))
+        return
     print(json.dumps(result, indent=1))
     if not args.json_only:
         print()

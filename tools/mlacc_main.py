@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--print-ir-after-all", metavar="DIR", help="write the IR after every step")
     c.add_argument(
-        "--device", help="sim target: a device preset (edge-npu, datacenter-npu, h100-like) or TOML"
+        "--device",
+        help="sim target: a device preset (edge-npu, datacenter-npu, h100-like, h200-like) or TOML",
     )
     c.add_argument(
         "--routing",

@@ -32,6 +32,7 @@ from .accel import ACCEL, DmaOp, KernelOp, LinkOp, MatmulOp, VectorOp
 from .tiling import (
     AttentionWork,
     MatmulWork,
+    Routing,
     TilingError,
     compute_dtype,
     tile_attention,
@@ -266,23 +267,48 @@ class _Lowering:
         if isinstance(work, MatmulWork):
             schedule = tile_matmul(work, self.device, name, self.buffers, **extra)
             if work.routing is not None:
-                r = work.routing
-                rows = sample_rows(
-                    self.routing,
-                    layer,
-                    tokens=r.tokens,
-                    top_k=r.top_k,
-                    routed=r.routed,
-                    shared=r.shared,
-                    block=r.block,
-                )
                 note = f"routing: {self.routing.source} (a functional run costs the rows it routes)"
-                schedule = schedule.with_routing(rows)
+                schedule = schedule.with_routing(self._rows(work.routing, layer))
                 schedule = dataclasses.replace(schedule, notes=(*schedule.notes, note))
             return schedule
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
-        return tile_stream(work, self.device, name, self.buffers, **extra)
+        schedule = tile_stream(work, self.device, name, self.buffers, **extra)
+        if work.routing is not None and schedule.link_bytes:
+            skew = _receive_skew(self._rows(work.routing, layer)[: work.routing.routed], schedule)
+            if skew > 1.0:
+                note = (
+                    f"routing: {self.routing.source}: the busiest chip takes {skew:.2f}x the mean"
+                )
+                schedule = dataclasses.replace(
+                    schedule, link_bytes=schedule.link_bytes * skew, notes=(*schedule.notes, note)
+                )
+        return schedule
+
+    def _rows(self, r: Routing, layer: int | None) -> tuple[float, ...]:
+        """Rows per expert of the typical call the `routing` option draws for `layer`."""
+        return sample_rows(
+            self.routing,
+            layer,
+            tokens=r.tokens,
+            top_k=r.top_k,
+            routed=r.routed,
+            shared=r.shared,
+            block=r.block,
+        )
+
+
+def _receive_skew(rows: tuple[float, ...], s: KernelSchedule) -> float:
+    """Busiest / mean chip of the routed rows the experts of each chip take (expert ``e`` on
+    chip ``e * chips // experts``, as the grouped matmuls place them): the link of the chip
+    with the hottest experts carries that much more than uniform spreading says."""
+    chips = s.chips
+    if chips < 2 or not rows or sum(rows) <= 0:
+        return 1.0
+    per_chip = [0.0] * chips
+    for e, r in enumerate(rows):
+        per_chip[e * chips // len(rows)] += r
+    return max(per_chip) / (sum(per_chip) / chips)
 
 
 def _nbytes(value: ir.Value) -> int:

@@ -97,6 +97,7 @@ class StreamWork:
     link_bytes: float = 0.0  # one copy of every row
     link_phase: str = ""
     fanout: int = 1  # experts per row: a row goes once to each distinct chip among them
+    routing: Routing | None = None  # dispatch/combine: whose experts the rows go to
 
 
 def compute_dtype(device: Device, dtype: str, fp8_fallback: str = "") -> tuple[str, str]:
@@ -236,6 +237,7 @@ def tile_matmul(
             chips=chips,
             cores=device.cores,
             imbalance=w.imbalance,
+            shared=r.shared,
         )
     notes = []
     if w.imbalance != 1.0:

@@ -336,7 +336,22 @@ def _dispatch(op: ir.OpView, info: dict) -> Work:
         tokens * row,
         "dispatch",
         fanout=_fanout(idx, op),
+        routing=_dispatch_routing(op),
     )
+
+
+def _dispatch_routing(dispatch: ir.OpView | None) -> Routing | None:
+    """The routing shape of a `moe.dispatch` (None if `dispatch` is not one)."""
+    if not isinstance(dispatch, ir.OpView) or dispatch.operation.name != "moe.dispatch":
+        return None
+    indices = tensor_info(dispatch.operands[1].type)
+    if indices is None or indices.rank != 2:
+        return None
+    tokens, picks = indices.shape
+    experts = ir.IntegerAttr(dispatch.attributes["num_experts"]).value
+    routed, top_k = _routing_of_indices(dispatch.operands[1], picks) or (experts, picks)
+    block = ir.IntegerAttr(dispatch.attributes["block_size"]).value
+    return Routing(tokens, picks, top_k, routed, experts - routed, block, 0)
 
 
 def _link_element_bytes(op: ir.OpView, x: TensorInfo) -> float:
@@ -365,6 +380,7 @@ def _combine(op: ir.OpView, info: dict) -> Work:
         tokens * y.shape[-1] * elt(y),
         "combine",
         fanout=_fanout(weights, op),
+        routing=_dispatch_routing(_owner(op.operands[1])),
     )
 
 

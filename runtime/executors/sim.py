@@ -152,17 +152,17 @@ class SimExecutor(PlanExecutor):
     def estimate_cycles(self, entry: str, context: int) -> float:
         """Simulated cycles of one call of `entry` whose attention reads `context` cache slots,
         neither computed nor recorded: what a call the run did not make would cost (the plain
-        decode steps a speculative run replaces)."""
+        decode steps a speculative run replaces). Its experts get the rows the latest call of
+        `entry` routed, if that was the last call, else the compiled draw."""
         fn = self.plan.functions[entry]
-        saved = self.interpreter.contexts, self.interpreter.routing
+        saved = self.interpreter.contexts
         self.interpreter.contexts = {
             id(step): context for step in fn.steps if (step.cost or {}).get("context") is not None
         }
-        self.interpreter.routing = {}
         try:
             return self._time(entry, fn, []).cycles
         finally:
-            self.interpreter.contexts, self.interpreter.routing = saved
+            self.interpreter.contexts = saved
 
     def _time(self, entry: str, fn: Function, inputs: list[torch.Tensor]) -> CallRecord:
         start = self.report.cycles

@@ -23,6 +23,7 @@ kernels never draw more than the chip has.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -253,7 +254,8 @@ class CallTimeline:
 
     device: Device
     core_free: list[list[float]] = field(default_factory=list)
-    booked: list[tuple[float, float]] = field(default_factory=list)  # chip 0: (end, fraction)
+    ends: list[float] = field(default_factory=list)  # chip 0's bookings, sorted by end ...
+    fractions: list[float] = field(default_factory=list)  # ... and the fraction each holds
 
     def __post_init__(self) -> None:
         self.core_free = [[0.0] * self.device.cores for _ in range(self.device.chips)]
@@ -273,22 +275,21 @@ class CallTimeline:
     def free_share(self, at: float) -> float:
         """The fraction of the chip's bandwidth not booked by kernels that end after `at`,
         rounded down to whole `SHARE_STEP`ths."""
-        used = sum(f for end, f in self.booked if end > at)
+        used = sum(self.fractions[bisect.bisect_right(self.ends, at) :])
         return math.floor(max(0.0, 1.0 - used) * SHARE_STEP + 1e-9) / SHARE_STEP
 
     def released(self, at: float) -> float:
         """When every kernel still running at `at` has ended (the whole bandwidth is free)."""
-        return max((end for end, _ in self.booked if end > at), default=at)
+        return max(at, self.ends[-1]) if self.ends else at
 
     def commit(self, chosen: list, end: float, fraction: float) -> None:
         """Occupies the `chosen` cores until `end`; books `fraction` of the bandwidth."""
         for chip, order in chosen:
             for c in order:
                 self.core_free[chip][c] = end
-        # no kernel can start before the earliest-free core: older bookings cannot overlap
-        horizon = min(self.core_free[0])
-        self.booked = [(e, f) for e, f in self.booked if e > horizon]
-        self.booked.append((end, fraction))
+        i = bisect.bisect_right(self.ends, end)
+        self.ends.insert(i, end)
+        self.fractions.insert(i, fraction)
 
 
 def kernel_timing(s: KernelSchedule, cost: KernelCost, start: float, location: str) -> KernelTiming:

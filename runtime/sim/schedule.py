@@ -70,9 +70,10 @@ class ExpertStream:
     weight_bytes: float  # one expert's weight
     row_bytes: float  # one routed row in and out
     row_flops: float  # one routed row
-    chips: int  # chips the experts are spread over (expert e on chip e * chips // experts)
+    chips: int  # chips the routed experts are spread over (e on chip e * chips // routed)
     cores: int  # cores per chip
     imbalance: float = 1.0  # expert placement: busiest core's load / mean load
+    shared: int = 0  # the last `shared` experts run on every chip, on its share of the rows
 
 
 @dataclass(frozen=True)
@@ -138,14 +139,21 @@ class KernelSchedule:
         and every routed row in and out."""
         x = self.experts
         assert x is not None and len(rows) == x.experts
+        routed = x.experts - x.shared
         per_chip = [0.0] * x.chips
-        active = 0
+        active = 0  # expert weights read (a shared expert's on every chip)
         total_rows = 0.0
         for e, r in enumerate(rows):
-            if r > 0:
+            if r <= 0:
+                continue
+            total_rows += r
+            if e < routed:
                 active += 1
-                total_rows += r
-                per_chip[e * x.chips // x.experts] += math.ceil(r / x.tile_rows) * x.n_tiles
+                per_chip[e * x.chips // routed] += math.ceil(r / x.tile_rows) * x.n_tiles
+            else:
+                active += x.chips
+                for c in range(x.chips):
+                    per_chip[c] += math.ceil(r / x.chips / x.tile_rows) * x.n_tiles
         busiest = max(per_chip) if active else 1.0
         cores = max(1, min(x.cores, math.ceil(busiest)))
         per_core = math.ceil(math.ceil(busiest / cores) * x.imbalance)

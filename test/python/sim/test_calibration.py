@@ -40,6 +40,8 @@ def test_summary_leaves_fitted_points_out() -> None:
     assert s["within_15_pct"] == 1
     text = cal.table(result)
     assert "+20.0%" in text and "(fit)" in text and "2 validation points (+1 fitted)" in text
+    md = cal.markdown(result)
+    assert md.count("\n| `h100-like` |") == 3 and "+900.0% (fit)" in md
 
 
 def test_every_reference_names_its_source_and_a_preset() -> None:

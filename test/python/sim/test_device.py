@@ -147,10 +147,31 @@ def test_units_and_conversions() -> None:
         ),
         (_edit("[hbm]", "[l2]\nsize_mib = 8\n\n[hbm]"), "missing key 'l2.bandwidth_gbs'"),
         (_edit('name = "t"', "name = 3"), "'name' must be a non-empty string, got 3"),
+        (_edit("capacity_gib = 4", "capacity_gib = 4\nefficiency = 1.2"), "'hbm.efficiency'"),
+        (_edit("lanes = 16", "lanes = 16\nefficiency = 0"), "must be a number in (0, 1]"),
+        (_edit("cores = 2", "cores = 2\nlaunch_overhead_ns = -5"), "'launch_overhead_ns'"),
+        (_edit("pj_per_vector_op = 1.0", "pj_per_vector_op = 1.0\nstatic_w = -1"), "static_w"),
     ],
 )
 def test_schema_error(text: str, expected: str) -> None:
     assert expected in _error(text)
+
+
+def test_optional_fractions_launch_and_static_power() -> None:
+    """Absent: full datasheet rates, no launch overhead, no static power. Present: parsed."""
+    plain = parse_device(BASE)
+    assert plain.hbm.efficiency == plain.core.tensor.efficiency == 1.0
+    assert plain.launch_overhead_s == 0.0 and plain.energy.static_w == 0.0
+    text = _edit("cores = 2", "cores = 2\nlaunch_overhead_ns = 1500")
+    text = text.replace("capacity_gib = 4", "capacity_gib = 4\nefficiency = 0.9")
+    text = text.replace("macs_per_cycle = {", "efficiency = 0.8\nmacs_per_cycle = {")
+    text = text.replace("pj_per_vector_op = 1.0", "pj_per_vector_op = 1.0\nstatic_w = 300")
+    d = parse_device(text)
+    assert d.hbm.achievable == pytest.approx(0.9 * 100e9)
+    assert d.core.tensor.efficiency == 0.8
+    assert d.launch_cycles == pytest.approx(1500.0)  # 1.5 us at 1 GHz
+    assert d.energy.static_w == 300.0
+    assert d.summary()["hbm_efficiency"] == 0.9
 
 
 def test_missing_table() -> None:

@@ -208,7 +208,7 @@ def test_cores_share_the_hbm_bandwidth() -> None:
     assert cycles >= total_bytes / device.hbm_bytes_per_cycle
 
 
-@pytest.mark.parametrize("device", ["edge-npu", "h100-like", "datacenter-npu"])
+@pytest.mark.parametrize("device", ["edge-npu", "h100-like", "h200-like", "datacenter-npu"])
 def test_no_kernel_beats_its_roofline(device: str) -> None:
     """Every kernel of a DeepSeek-V3 tiny generate (prefill + decode) is at or above its
     roofline bound."""

@@ -296,3 +296,35 @@ def test_corrupt_pt2_is_one_error_line(tmp_path: Path) -> None:
     )
     assert_one_error_line(proc, "mlacc", "cannot load the exported program")
     assert "Traceback" not in proc.stderr
+
+
+def test_record_routing_then_compile_with_it(tmp_path: Path) -> None:
+    """`mlacc run --record-routing` writes the experts a functional run hit; `mlacc compile
+    --routing FILE` costs a timing-only artifact with them; bad specs are one error line."""
+    art, routing = tmp_path / "t.mlacc", tmp_path / "routing.json"
+    proc = run_tool("mlacc", "compile", "deepseek-v3-tiny", "-o", str(art), "--device", "h100-like")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool(
+        "mlacc", "run", str(art), "--entry", "prefill", "--record-routing", str(routing)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"routing: {routing}" in proc.stdout
+    assert json.loads(routing.read_text())["format"] == "mlacc-routing/1"
+    timed = tmp_path / "timed.mlacc"
+    proc = run_tool(
+        "mlacc",
+        "compile",
+        "deepseek-v3-tiny",
+        "-o",
+        str(timed),
+        "--timing-only",
+        "--routing",
+        str(routing),
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("mlacc", "run", str(timed), "--record-routing", str(routing))
+    assert_one_error_line(proc, "mlacc", "--record-routing needs a sim artifact compiled with")
+    proc = run_tool(
+        "mlacc", "compile", "deepseek-v3-tiny", "-o", str(timed), "--routing", "zipf:-1"
+    )
+    assert_one_error_line(proc, "mlacc", "zipf needs a positive exponent")

@@ -14,14 +14,12 @@ import functools
 import json
 import math
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..errors import InputError
-
-if TYPE_CHECKING:  # torch is imported where a draw needs it: mlacc-opt loads this without it
-    import torch
 
 FORMAT = "mlacc-routing/1"
 
@@ -119,32 +117,31 @@ def sample_rows(
     takes every token. One draw serves every layer of a uniform or Zipf spec (Zipf's
     popularity ranks are shuffled per layer, so the hot experts differ); a histogram is
     drawn per layer."""
-    import torch
-
     key = layer if spec.kind == "histogram" else None
     counts = _draw(spec, key, tokens, top_k, routed)
     if spec.kind == "zipf":
-        order = torch.randperm(routed, generator=torch.Generator().manual_seed(layer or 0))
-        counts = tuple(counts[int(i)] for i in order)
+        order = list(range(routed))
+        random.Random(layer or 0).shuffle(order)
+        counts = tuple(counts[i] for i in order)
     rows = [math.ceil(c / block) * block for c in counts]
     return tuple(float(r) for r in rows + [math.ceil(tokens / block) * block] * shared)
 
 
 @functools.lru_cache(maxsize=1024)
 def _draw(spec, layer, tokens, top_k, routed) -> tuple[int, ...]:
-    """Tokens per routed expert of one seeded draw."""
-    import torch
+    """Tokens per routed expert of one seeded draw (numpy: the compile side and `mlacc-opt`
+    run without torch)."""
+    import numpy as np
 
-    p = torch.tensor(spec.probabilities(routed, layer), dtype=torch.float32)
+    p = np.asarray(spec.probabilities(routed, layer), dtype=np.float64)
     k = min(top_k, routed)
     if not (tokens and k):
         return (0,) * routed
     # k distinct experts per token, drawn without replacement in proportion to p: the top k
-    # of p / Exp(1) noise (the Gumbel-top-k trick; far faster than multinomial)
-    g = torch.Generator().manual_seed(1000 + (layer or 0))
-    noise = torch.empty(tokens, routed).exponential_(generator=g)
-    picks = torch.topk(p / noise, k, dim=1).indices
-    return tuple(torch.bincount(picks.reshape(-1), minlength=routed).tolist())
+    # of p / Exp(1) noise (the Gumbel-top-k trick)
+    noise = np.random.default_rng(1000 + (layer or 0)).exponential(size=(tokens, routed))
+    picks = np.argpartition(-(p / noise), k - 1, axis=1)[:, :k]
+    return tuple(int(c) for c in np.bincount(picks.ravel(), minlength=routed))
 
 
 class RoutingRecorder:
@@ -154,11 +151,10 @@ class RoutingRecorder:
     def __init__(self) -> None:
         self.layers: dict[int, list[int]] = {}
 
-    def add(self, layer: int | None, indices: torch.Tensor, experts: int) -> None:
-        """Counts the expert ids in `indices` (a dispatch's ``[tokens, k]``) for `layer`."""
-        import torch
-
-        counts = torch.bincount(indices.reshape(-1).long().cpu(), minlength=experts).tolist()
+    def add(self, layer: int | None, indices: Any, experts: int) -> None:
+        """Counts the expert ids in `indices` (a dispatch's ``[tokens, k]`` tensor) for
+        `layer`."""
+        counts = indices.reshape(-1).long().cpu().bincount(minlength=experts).tolist()
         key = -1 if layer is None else int(layer)
         old = self.layers.get(key, [0] * len(counts))
         self.layers[key] = [a + b for a, b in zip(old, counts, strict=True)]

@@ -192,20 +192,10 @@ def _owner(value: ir.Value) -> ir.OpView | None:
 
 
 def _routing(op: ir.OpView, experts: int) -> Routing | None:
-    """The routing shape of a grouped matmul: tokens and picks per token of the `moe.dispatch`
-    whose offsets it reads, and the routed/shared split and top-k of the `moe.router` whose
-    indices that dispatch sorts (all experts routed, top-k = picks, without one)."""
-    dispatch = _owner(op.operands[_arg_index(op, "expert_offsets")])
-    if not isinstance(dispatch, ir.OpView) or dispatch.operation.name != "moe.dispatch":
-        return None
-    indices = tensor_info(dispatch.operands[1].type)
-    if indices is None or indices.rank != 2:
-        return None
-    tokens, picks = indices.shape
-    block = ir.IntegerAttr(dispatch.attributes["block_size"]).value
-    routed, top_k = _routing_of_indices(dispatch.operands[1], picks) or (experts, picks)
+    """The routing shape of a grouped matmul over `experts` weights: that of the
+    `moe.dispatch` whose offsets it reads."""
     offsets = _arg_index(op, "expert_offsets")
-    return Routing(tokens, picks, top_k, routed, experts - routed, block, offsets)
+    return _dispatch_routing(_owner(op.operands[offsets]), experts, offsets)
 
 
 def _routing_of_indices(indices: ir.Value, picks: int) -> tuple[int, int] | None:
@@ -340,18 +330,24 @@ def _dispatch(op: ir.OpView, info: dict) -> Work:
     )
 
 
-def _dispatch_routing(dispatch: ir.OpView | None) -> Routing | None:
-    """The routing shape of a `moe.dispatch` (None if `dispatch` is not one)."""
+def _dispatch_routing(
+    dispatch: ir.OpView | None, experts: int | None = None, offsets: int = 0
+) -> Routing | None:
+    """The routing shape of a `moe.dispatch` (None if `dispatch` is not one): tokens and
+    picks per token, and the routed/shared split and top-k of the `moe.router` whose indices
+    it sorts (all `experts` routed, top-k = picks, without one). `experts` defaults to the
+    dispatch's; `offsets` is the step argument holding the expert offsets."""
     if not isinstance(dispatch, ir.OpView) or dispatch.operation.name != "moe.dispatch":
         return None
     indices = tensor_info(dispatch.operands[1].type)
     if indices is None or indices.rank != 2:
         return None
     tokens, picks = indices.shape
-    experts = ir.IntegerAttr(dispatch.attributes["num_experts"]).value
+    if experts is None:
+        experts = ir.IntegerAttr(dispatch.attributes["num_experts"]).value
     routed, top_k = _routing_of_indices(dispatch.operands[1], picks) or (experts, picks)
     block = ir.IntegerAttr(dispatch.attributes["block_size"]).value
-    return Routing(tokens, picks, top_k, routed, experts - routed, block, 0)
+    return Routing(tokens, picks, top_k, routed, experts - routed, block, offsets)
 
 
 def _link_element_bytes(op: ir.OpView, x: TensorInfo) -> float:

@@ -7,6 +7,7 @@ named like torch names it (``"float32"``, ``"int64"``, ``"float8_e4m3fn"``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -58,6 +59,13 @@ class TensorInfo:
 
 def tensor_info(t: ir.Type) -> TensorInfo | None:
     """Returns the shape and dtype of a ranked tensor type, or None for anything else."""
+    return _tensor_info(t)
+
+
+# Verification and lowering ask for the same few types ~10^5 times in a full-size model. A
+# cached type keeps its context alive, so a key is never a dead context's reused pointer.
+@functools.lru_cache(maxsize=4096)
+def _tensor_info(t: ir.Type) -> TensorInfo | None:
     if isinstance(t, ir.RankedTensorType):
         dynamic = ir.ShapedType.get_dynamic_size()
         shape = tuple(None if d == dynamic else d for d in t.shape)

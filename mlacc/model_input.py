@@ -95,8 +95,13 @@ def builtin_model(name: str, *, meta: bool | None = None, seed: int = 0):
     if meta is None:
         meta = not name.endswith("-tiny")
     if meta:  # full-size configs: bf16, like the released checkpoints (meta: no memory)
-        with torch.device("meta"):
-            return DeepSeekModel(config).to(torch.bfloat16).eval()
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16)  # built in bf16: no conversion pass over 46k
+        try:  # tensors; the routing bias stays fp32, as in the released checkpoints
+            with torch.device("meta"):
+                return DeepSeekModel(config).eval()
+        finally:
+            torch.set_default_dtype(default)
     torch.manual_seed(seed)
     model = DeepSeekModel(config).eval()
     model.init_weights(seed)

@@ -8,7 +8,7 @@ literal (int, float, bool, str, None) or a list of arguments.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 PLAN_VERSION = 1
@@ -82,7 +82,12 @@ class Plan:
     version: int = PLAN_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The plan as JSON-ready data. Shares the steps' argument and attribute objects with
+        the plan (serialize it, do not mutate it): a full-size model has ~10^4 steps."""
+        return {
+            "functions": {name: _function_json(f) for name, f in self.functions.items()},
+            "version": self.version,
+        }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Plan:
@@ -99,3 +104,15 @@ class Plan:
                 donated={int(k): int(v) for k, v in f.get("donated", {}).items()},
             )
         return Plan(functions=functions, version=int(data["version"]))
+
+
+def _function_json(f: Function) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "inputs": f.inputs,
+        "input_specs": [vars(s) for s in f.input_specs],
+        "steps": [vars(s) for s in f.steps],
+        "outputs": f.outputs,
+        "output_specs": [None if s is None else vars(s) for s in f.output_specs],
+        "donated": f.donated,
+    }

@@ -39,6 +39,7 @@ from .capture_modules import (
 )
 from .errors import CaptureError
 from .raising import opaque_ops, raise_custom_ops
+from .repeated_layers import LayerRuns, plan_layer_runs, stamp_repeated_layers
 
 Progress = Callable[[str], None]
 
@@ -81,14 +82,17 @@ class Captured:
 
 
 class _Forward(nn.Module):
-    def __init__(self, model: CausalLM) -> None:
+    def __init__(self, model: CausalLM, layers: list[int] | None) -> None:
         super().__init__()
         self.lm = model.lm
         self._model = model
+        self.layers = layers
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         bound = self._model.bind(args, kwargs)
-        logits, _ = self.lm.logits(bound.tokens, bound.positions, None, key_mask=bound.key_mask)
+        logits, _ = self.lm.logits(
+            bound.tokens, bound.positions, None, key_mask=bound.key_mask, layers=self.layers
+        )
         return self._model.format(logits)
 
 
@@ -97,15 +101,23 @@ class _Cached(nn.Module):
     block_table, *caches)``; returns ``(logits, *caches)``, or with an MTP layer
     ``(logits, hidden, *caches)`` (`hidden`: the final hidden states, after the final norm)."""
 
-    def __init__(self, model: CausalLM, paged: bool) -> None:
+    def __init__(self, model: CausalLM, paged: bool, layers: list[int] | None) -> None:
         super().__init__()
         self.lm = model.lm
         self.paged = paged
         self.with_hidden = model.lm.mtp is not None
+        self.layers = layers
+
+    @property
+    def cache_args(self) -> int:
+        """The index of layer 0's cache among the arguments."""
+        return 3 if self.paged else 2
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, *rest: torch.Tensor):
         table, caches = (rest[0], rest[1:]) if self.paged else (None, rest)
-        hidden, new_caches = self.lm.hidden(tokens, positions, list(caches), block_table=table)
+        hidden, new_caches = self.lm.hidden(
+            tokens, positions, list(caches), block_table=table, layers=self.layers
+        )
         logits = self.lm.head(hidden)
         return (logits, hidden, *new_caches) if self.with_hidden else (logits, *new_caches)
 
@@ -138,6 +150,7 @@ def capture(
     cache_block_size: int | None = None,
     entry_points: tuple[str, ...] = ("forward", "prefill", "decode", *MTP_ENTRY_POINTS),
     progress: Progress | None = None,
+    stamp_repeats: bool = True,
 ) -> Captured:
     """Captures `model` called as ``model(*args, **kwargs)`` into a module in `context`.
 
@@ -151,6 +164,9 @@ def capture(
         entry_points: which of forward/prefill/decode (and, for a model with an MTP layer,
             verify/draft/draft_prefill) to build.
         progress: called with a line per stage (export, import, raise) and its time.
+        stamp_repeats: trace the first layer of each run of identical layers and stamp out
+            the rest (`repeated_layers`; the same module, several times faster for deep
+            models); False traces every layer.
     """
     kwargs = dict(kwargs or {})
     if cache_len is not None and cache_len <= 0:
@@ -162,14 +178,17 @@ def capture(
     adapted = adapt(model)
     names = _weight_names(model)
     assign_weight_keys(adapted.lm, names)
+    runs = plan_layer_runs(list(adapted.lm.blocks))
+    layers = runs.traced if runs.repeats and stamp_repeats else None
+    traced = runs.count if layers is None else len(layers)
     say(
-        f"adapted {type(model).__name__} as {adapted.family} "
-        f"({len(adapted.lm.blocks)} layers) in {time.perf_counter() - start:.1f}s"
+        f"adapted {type(model).__name__} as {adapted.family} ({runs.count} layers, "
+        f"{traced} traced) in {time.perf_counter() - start:.1f}s"
     )
     tokens, positions, _ = adapted.bind(tuple(args), kwargs)
     programs: list[tuple[str, nn.Module, tuple, dict]] = []
     if "forward" in entry_points:
-        programs.append(("forward", _Forward(adapted), tuple(args), kwargs))
+        programs.append(("forward", _Forward(adapted, layers), tuple(args), kwargs))
     cache = None
     if {"prefill", "decode"} & set(entry_points):
         batch = tokens.shape[0]
@@ -199,7 +218,7 @@ def capture(
         if cache_block_size:
             width = cache["max_blocks"]
             table = (torch.zeros(batch, width, dtype=torch.int32, device=tokens.device),)
-        cached = _Cached(adapted, paged=bool(cache_block_size))
+        cached = _Cached(adapted, paged=bool(cache_block_size), layers=layers)
         if "prefill" in entry_points:
             programs.append(("prefill", cached, (tokens, positions, *table, *caches), {}))
         if "decode" in entry_points:
@@ -255,6 +274,11 @@ def capture(
         t0 = time.perf_counter()
         raised = raise_custom_ops(module)
         say(f"raised {raised} ops to mla/moe in {time.perf_counter() - t0:.1f}s")
+        if layers is not None:
+            t0 = time.perf_counter()
+            _stamp_layers(module, runs, programs)
+            stamped = runs.count - len(runs.runs)
+            say(f"stamped {stamped} repeated layers in {time.perf_counter() - t0:.1f}s")
         left = opaque_ops(module)
         if left:
             op_name, where = left[0]
@@ -265,6 +289,19 @@ def capture(
     with context:
         captured.module = as_module(module.operation)
     return captured
+
+
+def _stamp_layers(
+    module: ir.Module, runs: LayerRuns, programs: list[tuple[str, nn.Module, tuple, dict]]
+) -> None:
+    """Expands the traced layers of every entry point that runs the decoder stack."""
+    wrappers = {name: wrapper for name, wrapper, *_ in programs}
+    for fn in module.operation.regions[0].blocks[0].operations:
+        wrapper = wrappers[ir.StringAttr(fn.attributes["sym_name"]).value]
+        if isinstance(wrapper, _Forward):
+            stamp_repeated_layers(fn, runs, cache_args=None)
+        elif isinstance(wrapper, _Cached):
+            stamp_repeated_layers(fn, runs, cache_args=wrapper.cache_args)
 
 
 class _WeightHooks:

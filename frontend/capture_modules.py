@@ -12,7 +12,7 @@ the importer stamps it on the ops it produces, so errors and reports point at th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .custom_ops import op, weight_ref
+from .custom_ops import mark_layer_input, op, weight_ref
 
 
 class CaptureModule(nn.Module):
@@ -59,6 +59,27 @@ class CaptureModule(nn.Module):
                 "call assign_weight_keys first"
             )
         return weight_ref(key, tensor)
+
+    def weight_keys(self) -> dict[str, str]:
+        """Held name -> the weight's key (set by `assign_weight_keys`)."""
+        return dict(self._keys)
+
+    def structure(self) -> tuple | None:
+        """Everything this module's trace depends on except its weights' keys and data; None
+        when unknown (a submodule that is not a capture module). Layers with equal structures
+        trace to the same ops (`repeated_layers`)."""
+        children = []
+        for name, child in self.named_children():
+            sub = child.structure() if isinstance(child, CaptureModule) else None
+            if sub is None:
+                return None
+            children.append((name, sub))
+        held = sorted((n, tuple(t.shape), str(t.dtype)) for n, t in self._held.items())
+        return (type(self).__qualname__, self.source, tuple(held), self.options(), *children)
+
+    def options(self) -> str:
+        """The attributes this module gives its ops, as text (part of `structure`)."""
+        return ""
 
 
 def assign_weight_keys(root: nn.Module, names: dict[int, str]) -> None:
@@ -108,6 +129,9 @@ class CapturedRMSNorm(CaptureModule):
         super().__init__(source)
         self.hold("weight", weight)
         self.eps = float(eps)
+
+    def options(self) -> str:
+        return repr(self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return op("mla.rms_norm")(x, self.weight("weight"), eps=self.eps)
@@ -162,6 +186,9 @@ class CapturedAttention(CaptureModule):
         self.spec = spec
         for name in _ATTENTION_WEIGHTS:
             self.hold(name, spec.weights.get(name))
+
+    def options(self) -> str:
+        return repr(self.spec.attributes())
 
     def forward(
         self,
@@ -282,6 +309,9 @@ class CapturedMoE(CaptureModule):
                     self._parts[name] = parts
             self._held[name] = stacked.detach()
             self._keys[name] = f"{prefix}{name}"
+
+    def options(self) -> str:
+        return repr(self.router.attributes())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -433,16 +463,26 @@ class CapturedCausalLM(CaptureModule):
         *,
         key_mask: torch.Tensor | None = None,
         block_table: torch.Tensor | None = None,
+        layers: Collection[int] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Final hidden states ``[B, S, dim]`` (after the final norm: the input of the head)
-        and (with caches) the updated caches; arguments as `logits`."""
+        and (with caches) the updated caches; arguments as `logits`.
+
+        `layers`: run only these layers, each input marked (`mark_layer_input`), as the
+        first trace of a repeated-layer capture (`repeated_layers`)."""
         h = F.embedding(tokens, self.weight("embed"))
         new_caches = []
         for i, block in enumerate(self.blocks):
+            if layers is not None:
+                if i not in layers:
+                    continue
+                h = mark_layer_input(h, i)
             cache = None if caches is None else caches[i]
             h, cache = block(h, positions, cache, key_mask, block_table)
             if cache is not None:
                 new_caches.append(cache)
+        if layers is not None:
+            h = mark_layer_input(h, len(self.blocks))
         return self.norm(h), new_caches
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -457,13 +497,14 @@ class CapturedCausalLM(CaptureModule):
         *,
         key_mask: torch.Tensor | None = None,
         block_table: torch.Tensor | None = None,
+        layers: Collection[int] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits ``[B, S, vocab]`` and (with caches) the updated caches.
 
         `key_mask` (no caches) hides padded keys; `block_table` makes the caches paged pools
-        (docs/execution-contract.md)."""
+        (docs/execution-contract.md); `layers` as in `hidden`."""
         h, new_caches = self.hidden(
-            tokens, positions, caches, key_mask=key_mask, block_table=block_table
+            tokens, positions, caches, key_mask=key_mask, block_table=block_table, layers=layers
         )
         return self.head(h), new_caches
 

@@ -196,6 +196,28 @@ def weight_ref(key: str, like: torch.Tensor) -> torch.Tensor:
     return getattr(torch.ops, NAMESPACE).weight(key, list(like.shape), dtype)
 
 
+# `mlacc::layer_input`: an identity marking a decoder layer's input for repeated-layer capture
+# (`repeated_layers`); capture removes it before anything else sees the module.
+LAYER_INPUT_OP = f"torch.{NAMESPACE}.layer_input"
+torch.library.define(f"{NAMESPACE}::layer_input", "(Tensor x, int layer) -> Tensor")
+
+
+@torch.library.impl(f"{NAMESPACE}::layer_input", "CompositeExplicitAutograd")
+def _layer_input_impl(x: torch.Tensor, layer: int) -> torch.Tensor:
+    return x.clone()
+
+
+@torch.library.register_fake(f"{NAMESPACE}::layer_input")
+def _layer_input_fake(x: torch.Tensor, layer: int) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def mark_layer_input(x: torch.Tensor, layer: int) -> torch.Tensor:
+    """`x` (an identity), marked in the traced graph as the input of decoder layer `layer`
+    (``layer == len(blocks)``: the last layer's output)."""
+    return getattr(torch.ops, NAMESPACE).layer_input(x, layer)
+
+
 BY_TORCH_NAME: dict[str, CustomOp] = {c.torch_operator_name: c for c in CUSTOM_OPS.values()}
 
 

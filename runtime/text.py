@@ -3,8 +3,8 @@
 A tokenizer folder is what ``save_pretrained`` writes (``tokenizer.json``, and
 ``tokenizer_config.json`` naming the special tokens); it is read with the `tokenizers` library
 alone (no network, no transformers). `generate_text` streams the text as tokens are confirmed:
-each token's text is the difference between decoding the tokens so far and the tokens before
-it, so pieces of a multi-byte character are held back until the character is complete.
+a piece is what the newest tokens add to the decoded text (decoded with a few tokens before
+them for context), so pieces of a multi-byte character are held back until it is complete.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 TOKENIZER_FILE = "tokenizer.json"
 _REPLACEMENT = "\ufffd"  # what a decoder returns for an incomplete UTF-8 sequence
+_CONTEXT_TOKENS = 5  # tokens decoded before a streamed piece, for spacing/merging context
 
 
 @dataclass
@@ -131,20 +132,28 @@ def generate_text(
     def continuation() -> str:
         return tokenizer.decode(ids + new)[len(before) :]
 
+    # Streaming decodes a window, not the whole text, per token (linear, not quadratic): the
+    # tokens since the last confirmed text plus a few before it for context, confirmed when
+    # they add text that does not end in an incomplete character.
+    prefix, read = max(len(ids) - _CONTEXT_TOKENS, 0), len(ids)
     start = time.perf_counter()
     first: list[float] = []
 
     def on_token(_row: int, token: int) -> None:
-        nonlocal shown
+        nonlocal shown, prefix, read
         if not first:
             first.append(time.perf_counter() - start)
         new.append(token)
-        text = continuation()
-        if text.endswith(_REPLACEMENT):  # an incomplete character: wait for the rest
-            return
-        if on_text is not None and len(text) > len(shown):
-            on_text(text[len(shown) :])
-        shown = text
+        window = ids[prefix:] + new if prefix < len(ids) else new[prefix - len(ids) :]
+        confirmed = tokenizer.decode(window[: read - prefix])
+        text = tokenizer.decode(window)
+        if len(text) <= len(confirmed) or text.endswith(_REPLACEMENT):
+            return  # nothing new yet, or an incomplete character: wait for the rest
+        delta = text[len(confirmed) :]
+        prefix, read = read, len(ids) + len(new)
+        if on_text is not None:
+            on_text(delta)
+        shown += delta
 
     stops = [tokenizer.eos_id] if stop_at_eos and tokenizer.eos_id is not None else []
     exe.generate(

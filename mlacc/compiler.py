@@ -31,6 +31,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
     cache_len: int | None = None,
     cache_block_size: int | None = None,
     progress: Callable[[str], None] | None = None,
+    tokenizer: str | os.PathLike[str] | None = None,
     **options: Any,
 ):
     """Compiles `model` for `target` and returns an `Artifact` (`.save(path)`, `.load()`).
@@ -51,6 +52,8 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         cache_block_size: page the latent cache in blocks of this many tokens (a block
             table per sequence); None keeps one contiguous buffer per layer.
         progress: called with a line per capture stage (long captures show progress).
+        tokenizer: a tokenizer folder (``tokenizer.json``, ``save_pretrained``) to embed in the
+            artifact for `mlacc generate`; a checkpoint folder's own is embedded by default.
         **options: target options, passed to the backend.
     """
     from .backends import CompileRequest, get_backend
@@ -66,6 +69,7 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
 
     backend = get_backend(target)
     repro = Path(repro_dir) if repro_dir else Path.cwd()
+    tokenizer_files = _tokenizer_files(model, tokenizer)
     with make_context():
         imported = import_model(
             model,
@@ -113,12 +117,37 @@ def compile(  # noqa: A001 - the public name is fixed by the contract
         manifest["fp8_weights"] = {"folded": len(pairs), **bound.fp8}
     if unquantized is not None:
         manifest["fp8_report"] = _fp8_report(unquantized, given, bound, pipeline, pipeline_text)
+    if tokenizer_files:
+        manifest["tokenizer"] = sorted(tokenizer_files)
     return Artifact(
         manifest=manifest,
         mlir=mlir_text,
         weights=_stored(bound.weights, payload.reads_weights, payload.weights),
         payload=payload.files,
+        tokenizer=tokenizer_files,
     )
+
+
+def _tokenizer_files(model: Any, tokenizer: str | os.PathLike[str] | None) -> dict[str, bytes]:
+    """The tokenizer files to embed: `tokenizer`'s, else a checkpoint folder's own (if any).
+    Embedded files must load, so a broken tokenizer fails the compile, not a later run."""
+    import importlib.util
+
+    from .runtime.text import TOKENIZER_FILE, tokenizer_files, tokenizer_from_files
+
+    if tokenizer is None:
+        if not isinstance(model, (str, os.PathLike)):
+            return {}
+        try:  # `model` may be MLIR text: no such file, or a name too long for one
+            if not (Path(model) / TOKENIZER_FILE).is_file():
+                return {}
+        except (OSError, ValueError):
+            return {}
+        tokenizer = model
+    files = tokenizer_files(tokenizer)
+    if importlib.util.find_spec("tokenizers") is not None:
+        tokenizer_from_files(files, str(tokenizer))
+    return files
 
 
 # A streamed checkpoint larger than this gets no FP8 accuracy report: the report runs the model

@@ -5,6 +5,8 @@
     module.mlir           the final MLIR, for people and tools (the run side never parses it)
     weights.safetensors   the weights by name (absent for timing-only artifacts)
     payload/...           the backend's files: its plan, kernels, device description, ...
+    tokenizer/...         optional: the model's tokenizer files (tokenizer.json, ...), for
+                          text in / text out (`mlacc generate`)
 
 Reading a file executes nothing in it: no pickle; pytree specs are JSON. Loading a `triton`
 artifact to run it imports the Python kernel sources it carries (``payload/kernels``, checked
@@ -42,16 +44,19 @@ MANIFEST = "manifest.json"
 MODULE = "module.mlir"
 WEIGHTS = "weights.safetensors"
 PAYLOAD_PREFIX = "payload/"
+TOKENIZER_PREFIX = "tokenizer/"
 
 
 @dataclass
 class Artifact:
-    """A compiled model: manifest, final MLIR, weights and the backend's payload files."""
+    """A compiled model: manifest, final MLIR, weights, the backend's payload files and,
+    optionally, the model's tokenizer files."""
 
     manifest: dict[str, Any]
     mlir: str
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     payload: dict[str, bytes] = field(default_factory=dict)
+    tokenizer: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -78,6 +83,8 @@ class Artifact:
                     write_safetensors(member, LazyWeights.of(self.weights), progress)
             for name, data in sorted(self.payload.items()):
                 zf.writestr(PAYLOAD_PREFIX + name, data)
+            for name, data in sorted(self.tokenizer.items()):
+                zf.writestr(TOKENIZER_PREFIX + name, data)
         return path
 
     def load(self) -> Executable:
@@ -166,11 +173,14 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
             manifest = _parse_manifest(path, _member(path, zf, MANIFEST))
             mlir = _member(path, zf, MODULE).decode("utf-8")
             weights = _map_weights(path, zf, zf.getinfo(WEIGHTS)) if WEIGHTS in names else {}
-            payload = {
-                n[len(PAYLOAD_PREFIX) :]: _member(path, zf, n)
-                for n in names
-                if n.startswith(PAYLOAD_PREFIX) and not n.endswith("/")
-            }
+            payload, tokenizer = (
+                {
+                    n[len(prefix) :]: _member(path, zf, n)
+                    for n in names
+                    if n.startswith(prefix) and not n.endswith("/")
+                }
+                for prefix in (PAYLOAD_PREFIX, TOKENIZER_PREFIX)
+            )
     except ArtifactError:
         raise
     except (
@@ -192,8 +202,9 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
         check_weights(manifest, weights)
     except ArtifactError as err:
         raise ArtifactError(f"{path}: {err}") from None
-    _check_payload(path, manifest, payload)
-    return Artifact(manifest=manifest, mlir=mlir, weights=weights, payload=payload)
+    _check_listed(path, manifest, "payload", payload)
+    _check_listed(path, manifest, "tokenizer", tokenizer)
+    return Artifact(manifest, mlir, weights=weights, payload=payload, tokenizer=tokenizer)
 
 
 def _parse_manifest(path: Path, raw: bytes) -> dict[str, Any]:
@@ -297,10 +308,11 @@ def _tensors(view: memoryview, mapped: Any, start: int) -> dict[str, torch.Tenso
     return out
 
 
-def _check_payload(path: Path, manifest: dict[str, Any], payload: dict[str, bytes]) -> None:
-    listed = manifest.get("payload", [])
+def _check_listed(path: Path, manifest: dict[str, Any], field: str, files: dict[str, bytes]):
+    """Every file the manifest lists under `field` ("payload", "tokenizer") is present."""
+    listed = manifest.get(field, [])
     if not isinstance(listed, list):
-        raise ArtifactError(f"{path}: manifest field 'payload' is malformed")
+        raise ArtifactError(f"{path}: manifest field '{field}' is malformed")
     for name in listed:
-        if name not in payload:
-            raise ArtifactError(f"{path}: payload file '{name}' listed in the manifest is missing")
+        if name not in files:
+            raise ArtifactError(f"{path}: {field} file '{name}' listed in the manifest is missing")

@@ -22,9 +22,11 @@ import torch
 from .errors import InputError
 
 if TYPE_CHECKING:
+    from .artifact import Artifact
     from .executable import Executable
 
 TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 _REPLACEMENT = "\ufffd"  # what a decoder returns for an incomplete UTF-8 sequence
 _CONTEXT_TOKENS = 5  # tokens decoded before a streamed piece, for spacing/merging context
 
@@ -54,34 +56,63 @@ class Tokenizer:
 
 def load_tokenizer(folder: str | os.PathLike[str]) -> Tokenizer:
     """Reads a tokenizer folder (``tokenizer.json`` + optional ``tokenizer_config.json``)."""
+    return tokenizer_from_files(tokenizer_files(folder), str(folder))
+
+
+def tokenizer_files(folder: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The files of a tokenizer folder that `tokenizer_from_files` reads (what an artifact
+    embeds): ``tokenizer.json`` and, when present, ``tokenizer_config.json``."""
+    path = Path(folder)
+    file = path / TOKENIZER_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"{folder}: no {TOKENIZER_FILE} (save the tokenizer with save_pretrained)")
+    files = {TOKENIZER_FILE: file.read_bytes()}
+    config = file.parent / TOKENIZER_CONFIG
+    if config.is_file():
+        files[TOKENIZER_CONFIG] = config.read_bytes()
+    return files
+
+
+def tokenizer_from_files(files: dict[str, bytes], where: str) -> Tokenizer:
+    """A tokenizer from `tokenizer_files` output; `where` names their origin in errors."""
     try:
         from tokenizers import Tokenizer as Backend
     except ImportError:
         raise InputError(
             "text generation needs the tokenizers package: pip install tokenizers"
         ) from None
-    path = Path(folder)
-    file = path / TOKENIZER_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"{folder}: no {TOKENIZER_FILE} (save the tokenizer with save_pretrained)")
     try:
-        backend = Backend.from_file(str(file))
+        backend = Backend.from_str(files[TOKENIZER_FILE].decode())
     except Exception as err:  # noqa: BLE001 - the library raises plain Exceptions
-        raise InputError(f"{file}: not a tokenizer: {str(err).splitlines()[0]}") from None
-    special = _special_tokens(file.parent / "tokenizer_config.json")
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{where}: {TOKENIZER_FILE} is not a tokenizer: {reason}") from None
+    special = _special_tokens(files.get(TOKENIZER_CONFIG), where)
     ids = {name: backend.token_to_id(token) for name, token in special.items() if token}
     return Tokenizer(backend, bos_id=ids.get("bos_token"), eos_id=ids.get("eos_token"))
 
 
-def _special_tokens(config: Path) -> dict[str, str | None]:
+def artifact_tokenizer(artifact: Artifact, where: str = "the artifact") -> Tokenizer:
+    """The tokenizer an artifact carries (`mlacc compile --tokenizer`, or a checkpoint
+    folder's own); InputError when it carries none."""
+    if TOKENIZER_FILE not in artifact.tokenizer:
+        raise InputError(
+            f"{where} carries no tokenizer (compile it with --tokenizer DIR, or pass "
+            "--tokenizer DIR here)"
+        )
+    return tokenizer_from_files(artifact.tokenizer, f"{where} (embedded tokenizer)")
+
+
+def _special_tokens(config: bytes | None, where: str) -> dict[str, str | None]:
     """``bos_token``/``eos_token`` of a ``tokenizer_config.json`` (a string or an AddedToken
     dict); the beginning-of-sequence token only when ``add_bos_token`` is set."""
-    if not config.is_file():
+    if config is None:
         return {}
     try:
-        raw = json.loads(config.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{config}: not valid JSON: {err}") from None
+        raw = json.loads(config)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{where}: {TOKENIZER_CONFIG} is not valid JSON: {err}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: {TOKENIZER_CONFIG} is not a JSON object")
 
     def content(value: Any) -> str | None:
         return value.get("content") if isinstance(value, dict) else value

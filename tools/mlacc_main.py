@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--report", action="store_true", help="print the KV-cache and weight memory report"
     )
+    c.add_argument(
+        "--tokenizer",
+        help="tokenizer folder to embed for `mlacc generate` (default: a checkpoint folder's own)",
+    )
     c.set_defaults(handler=_cmd_compile)
 
     cap = sub.add_parser("capture", help="capture a model to graph-level MLIR (for mlacc-opt)")
@@ -156,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("artifact")
     g.add_argument("--prompt", required=True, help="the text to continue")
     g.add_argument(
-        "--tokenizer", required=True, help="tokenizer folder (tokenizer.json, save_pretrained)"
+        "--tokenizer",
+        help="tokenizer folder (tokenizer.json, save_pretrained; default: the artifact's own)",
     )
     g.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate")
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
@@ -199,6 +204,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         cache_len=args.cache_len,
         cache_block_size=args.cache_block_size,
         progress=_progress,
+        tokenizer=args.tokenizer,
         **options,
     )
     art.save(args.output, progress=_ByteProgress("writing weights"))
@@ -456,12 +462,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     import mlacc
     from mlacc.runtime.errors import InputError
-    from mlacc.runtime.text import generate_text, load_tokenizer
+    from mlacc.runtime.text import artifact_tokenizer, generate_text, load_tokenizer
 
     if args.max_new_tokens < 1:
         raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
     exe = mlacc.load(args.artifact)
+    tokenizer = tokenizer or artifact_tokenizer(exe.artifact, args.artifact)
     if "decode" not in exe.entry_points:
         raise InputError(f"{args.artifact} has no decode entry point (not a causal LM)")
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}

@@ -343,6 +343,51 @@ def test_generate_without_a_tokenizer_is_one_error_line(tmp_path: Path) -> None:
     assert_one_error_line(proc, "mlacc", "no tokenizer.json")
 
 
+def test_a_folders_tokenizer_travels_in_the_artifact(hf_folders, tmp_path: Path) -> None:
+    """A checkpoint folder's tokenizer is embedded at compile: `mlacc generate` needs no
+    --tokenizer and says what the folder's own tokenizer says; its files are checked on read."""
+    import shutil
+    import zipfile
+
+    _, folder = hf_folders["v3"]
+    with_tok = tmp_path / "ckpt"
+    shutil.copytree(folder, with_tok)
+    tokenizer_folder(with_tok, vocab_size=120)
+    out = tmp_path / "m.mlacc"
+    proc = run_tool("mlacc", "compile", str(with_tok), "-o", str(out), "--target", "reference")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(mlacc.runtime.load(out).artifact.tokenizer) == [
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    common = ("--prompt", "the router chooses", "--max-new-tokens", "4", "--ignore-eos")
+    embedded = run_tool("mlacc", "generate", str(out), *common)
+    given = run_tool("mlacc", "generate", str(out), *common, "--tokenizer", str(with_tok))
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.stdout == given.stdout and len(embedded.stdout.strip()) > 18
+
+    broken = tmp_path / "broken.mlacc"
+    with zipfile.ZipFile(out) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            if info.filename != "tokenizer/tokenizer.json":
+                dst.writestr(info, src.read(info))
+    proc = run_tool("mlacc", "generate", str(broken), *common)
+    assert_one_error_line(proc, "mlacc", "tokenizer file 'tokenizer.json' listed")
+
+
+def test_generate_without_any_tokenizer_is_one_error_line(hf_folders, tmp_path: Path) -> None:
+    _, folder = hf_folders["v2"]
+    out = tmp_path / "m.mlacc"
+    mlacc.compile(str(folder), target="reference").save(out)
+    proc = run_tool("mlacc", "generate", str(out), "--prompt", "hi")
+    assert_one_error_line(proc, "mlacc", "carries no tokenizer")
+    bad = tmp_path / "tok"
+    bad.mkdir()
+    (bad / "tokenizer.json").write_text("{not json")
+    proc = run_tool("mlacc", "compile", str(folder), "-o", str(out), "--tokenizer", str(bad))
+    assert_one_error_line(proc, "mlacc", "tokenizer.json is not a tokenizer")
+
+
 def test_cli_compiles_an_fp8_folder(fp8_checkpoint, tmp_path: Path) -> None:
     """`mlacc compile DIR` on an FP8 checkpoint (no example inputs given: the default ones
     must run, for the FP8 accuracy report) reports its e4m3 bytes."""

@@ -274,14 +274,17 @@ class _Lowering:
         if isinstance(work, AttentionWork):
             return tile_attention(work, self.device, name, self.buffers, **extra)
         schedule = tile_stream(work, self.device, name, self.buffers, **extra)
-        if work.routing is not None and schedule.link_bytes:
+        if work.routing is not None and (schedule.link_bytes or schedule.network_bytes):
             skew = _receive_skew(self._rows(work.routing, layer)[: work.routing.routed], schedule)
             if skew > 1.0:
                 note = (
                     f"routing: {self.routing.source}: the busiest chip takes {skew:.2f}x the mean"
                 )
                 schedule = dataclasses.replace(
-                    schedule, link_bytes=schedule.link_bytes * skew, notes=(*schedule.notes, note)
+                    schedule,
+                    link_bytes=schedule.link_bytes * skew,
+                    network_bytes=schedule.network_bytes * skew,
+                    notes=(*schedule.notes, note),
                 )
         return schedule
 
@@ -341,7 +344,7 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
         if s.notes:
             kernel.attributes["accel.notes"] = python_to_attr(list(s.notes))
         with ir.InsertionPoint(kernel.regions[0].blocks.append()):
-            if s.link_bytes and s.link_phase == "dispatch":
+            if s.link_phase == "dispatch":
                 _link(s)
             if s.once_bytes:
                 DmaOp(ir.StringAttr.get("once"), _i64(s.once_bytes))
@@ -356,7 +359,7 @@ def annotate(op: ir.OpView, s: KernelSchedule) -> KernelOp:
                 VectorOp(_i64(s.vector_ops))
             if s.store_bytes:
                 DmaOp(ir.StringAttr.get("out"), _i64(s.store_bytes))
-            if s.link_bytes and s.link_phase == "combine":
+            if s.link_phase == "combine":
                 _link(s)
     return kernel
 
@@ -366,7 +369,7 @@ def _i64(value: float) -> ir.IntegerAttr:
 
 
 def _link(s: KernelSchedule) -> None:
-    LinkOp(_i64(s.link_bytes), ir.StringAttr.get(s.link_phase))
+    LinkOp(_i64(s.link_bytes), ir.StringAttr.get(s.link_phase), _i64(s.network_bytes))
 
 
 def schedule_of(kernel: ir.OpView) -> KernelSchedule:
@@ -403,6 +406,7 @@ def schedule_of(kernel: ir.OpView) -> KernelSchedule:
             values["vector_ops"] += ir.IntegerAttr(a["ops"]).value
         elif name == "accel.link":
             values["link_bytes"] = float(ir.IntegerAttr(a["bytes"]).value)
+            values["network_bytes"] = float(ir.IntegerAttr(a["network"]).value)
             values["link_phase"] = ir.StringAttr(a["phase"]).value
     return KernelSchedule(**values)
 

@@ -406,6 +406,22 @@ def _attention_hbm(
     return min(tile_traffic, w.batch * per_seq * refetch)
 
 
+def remote_copies(device: Device, fanout: int) -> tuple[float, float]:
+    """(scale-up link, scale-out network) copies of one routed row, on average. The experts
+    are spread over all chips (expert-parallel) and a row picks `fanout` of them uniformly,
+    so each other chip holds one of them with chance ``p = 1 - (1 - 1/chips)^fanout``; a chip
+    gets one copy however many of the row's experts it holds. Across nodes a row crosses the
+    network once per other node holding one of its experts and is forwarded over that node's
+    links to the rest (as DeepEP's NVLink-forwarding kernels do): ``(nodes - 1) (1 - (1 -
+    1/nodes)^fanout)`` network copies and ``(chips - nodes) p`` link copies."""
+    chips, nodes = device.chips, device.nodes
+    if chips <= 1:
+        return 0.0, 0.0
+    on_chip = 1 - (1 - 1 / chips) ** fanout
+    on_node = 1 - (1 - 1 / nodes) ** fanout
+    return (chips - nodes) * on_chip, (nodes - 1) * on_node
+
+
 def tile_stream(
     w: StreamWork, device: Device, op: str, buffers: int = 2, **extra
 ) -> KernelSchedule:
@@ -424,12 +440,7 @@ def tile_stream(
     # and stores of consecutive tiles overlap.
     start = max(1, math.ceil(rows_per_core / PIPELINE_DEPTH))
     (tile_rows,) = _fit([start], [1], footprint, device.core.sram_bytes, f"{op} row")
-    # Routed rows go to the chips holding their experts (all chips, expert-parallel): a row
-    # picks `fanout` experts, spread uniformly, so it goes to each other chip with chance
-    # 1 - (1 - 1/ep)^fanout, once however many of its experts that chip holds.
-    ep = device.chips
-    remote = (ep - 1) * (1 - (1 - 1 / ep) ** w.fanout) if ep > 1 else 0.0
-    link = w.link_bytes / chips * remote
+    link, network = (w.link_bytes / chips * n for n in remote_copies(device, w.fanout))
     return KernelSchedule(
         op=op,
         chips=chips,
@@ -441,7 +452,8 @@ def tile_stream(
         store_bytes=tile_rows * out_row,
         vector_ops=tile_rows * ops_row,
         link_bytes=link,
-        link_phase=w.link_phase if link else "",
+        network_bytes=network,
+        link_phase=w.link_phase if link or network else "",
         hbm_bytes=float(w.in_bytes + w.out_bytes),
         **extra,
     )

@@ -9,8 +9,10 @@ by `_walk`; every defect is a `DeviceError` naming the file and the full key.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,10 +82,17 @@ class Memory:
 
 @dataclass(frozen=True)
 class Link:
-    """A chip's link to the other chips, per direction."""
+    """One chip's chip-to-chip bandwidth, per direction: the scale-up links to the chips of
+    its node (``[link]``) or the scale-out network to other nodes (``[network]``)."""
 
-    bandwidth: float  # bytes/s
+    bandwidth: float  # bytes/s, datasheet
     latency_s: float
+    efficiency: float = 1.0  # achievable fraction of `bandwidth` (all-to-all traffic)
+
+    @property
+    def achievable(self) -> float:
+        """Bytes/s an all-to-all transfer reaches: the datasheet bandwidth times `efficiency`."""
+        return self.bandwidth * self.efficiency
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,9 @@ class Energy:
 
 @dataclass(frozen=True)
 class Device:
-    """A simulated accelerator: `chips` chips of `cores` identical cores each."""
+    """A simulated accelerator: `chips` chips of `cores` identical cores each, in nodes of
+    `chips_per_node` chips (one node when 0): scale-up links within a node, a scale-out
+    network between nodes."""
 
     name: str
     description: str
@@ -112,6 +123,13 @@ class Device:
     source: str = field(repr=False)  # the TOML text this was parsed from
     l2: Memory | None = None  # per chip: tiles stream from here; HBM sees compulsory traffic
     launch_overhead_s: float = 0.0  # per kernel: launch and inter-kernel gap
+    chips_per_node: int = 0  # 0: every chip in one node
+    network: Link | None = None  # per chip, between nodes
+
+    @property
+    def nodes(self) -> int:
+        """Nodes the chips form (1 when every chip shares one node)."""
+        return self.chips // self.chips_per_node if self.chips_per_node else 1
 
     @property
     def clock_hz(self) -> float:
@@ -145,8 +163,13 @@ class Device:
 
     @property
     def link_bytes_per_cycle(self) -> float:
-        """Link bytes per cycle of one chip, each direction; 0.0 without a link."""
-        return self.link.bandwidth / self.clock_hz if self.link else 0.0
+        """Achievable link bytes per cycle of one chip, each direction; 0.0 without a link."""
+        return self.link.achievable / self.clock_hz if self.link else 0.0
+
+    @property
+    def network_bytes_per_cycle(self) -> float:
+        """Achievable network bytes per cycle of one chip, each direction; 0.0 without one."""
+        return self.network.achievable / self.clock_hz if self.network else 0.0
 
     def cycles(self, seconds: float) -> float:
         """Convert seconds to cycles."""
@@ -175,6 +198,8 @@ class Device:
             "hbm_latency_s": self.hbm.latency_s,
             "hbm_capacity_bytes": self.hbm.capacity_bytes * self.chips,
             "link_bandwidth": self.link.bandwidth if self.link else None,
+            "chips_per_node": self.chips_per_node or self.chips,
+            "network_bandwidth": self.network.bandwidth if self.network else None,
             "l2_bytes": self.l2.capacity_bytes * self.chips if self.l2 else None,
             "l2_bandwidth": self.l2.bandwidth * self.chips if self.l2 else None,
             "peak_flops": {d: self.peak_flops(d) for d in self.core.tensor.macs_per_cycle},
@@ -221,6 +246,11 @@ class _Optional:
 
 
 _TEXT = _Leaf("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+# A device's name travels in pass options (`device=...`): one word.
+_NAME = _Leaf(
+    "a name of letters, digits and . _ + - (no spaces)",
+    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9._+-]+", v) is not None,
+)
 _COUNT = _Leaf("a positive integer", lambda v: _is_int(v) and v > 0)
 _POSITIVE = _Leaf("a positive number", lambda v: _is_number(v) and v > 0, float)
 _NON_NEGATIVE = _Leaf("a non-negative number", lambda v: _is_number(v) and v >= 0, float)
@@ -231,9 +261,14 @@ _SHAPE = _Leaf(
 )
 _FRACTION = _Leaf("a number in (0, 1]", lambda v: _is_number(v) and 0 < v <= 1, float)
 _PER_DTYPE = {d: _Optional(_POSITIVE) for d in DTYPES}
+_LINK = {
+    "bandwidth_gbs": _POSITIVE,
+    "latency_ns": _NON_NEGATIVE,
+    "efficiency": _Optional(_FRACTION),
+}
 
 _SCHEMA: dict[str, Any] = {
-    "name": _TEXT,
+    "name": _NAME,
     "description": _TEXT,
     "clock_ghz": _POSITIVE,
     "chips": _COUNT,
@@ -268,7 +303,9 @@ _SCHEMA: dict[str, Any] = {
             "efficiency": _Optional(_FRACTION),
         }
     ),
-    "link": _Optional({"bandwidth_gbs": _POSITIVE, "latency_ns": _NON_NEGATIVE}),
+    "chips_per_node": _Optional(_COUNT),
+    "link": _Optional(_LINK),
+    "network": _Optional(_LINK),
     "energy": {
         "pj_per_mac": _PER_DTYPE,
         "pj_per_vector_op": _POSITIVE,
@@ -278,6 +315,7 @@ _SCHEMA: dict[str, Any] = {
             "hbm": _POSITIVE,
             "l2": _Optional(_POSITIVE),
             "link": _Optional(_POSITIVE),
+            "network": _Optional(_POSITIVE),
         },
     },
 }
@@ -315,15 +353,29 @@ def _cross_check(raw: dict[str, Any]) -> None:
             )
     if raw["chips"] > 1 and "link" not in raw:
         raise _Bad(f"missing key 'link' (required when chips > 1, here {raw['chips']})")
-    for level in ("link", "l2"):
+    per_node = raw.get("chips_per_node", raw["chips"])
+    if raw["chips"] % per_node:
+        raise _Bad(f"key 'chips_per_node' must divide 'chips' ({raw['chips']}), got {per_node}")
+    if per_node < raw["chips"] and "network" not in raw:
+        raise _Bad(
+            f"missing key 'network' (required when chips_per_node < chips, here "
+            f"{per_node} < {raw['chips']})"
+        )
+    for level in ("link", "l2", "network"):
         if level in raw and level not in raw["energy"]["pj_per_byte"]:
             raise _Bad(
                 f"missing key 'energy.pj_per_byte.{level}' (required when [{level}] is present)"
             )
 
 
+def _link(raw: dict[str, Any] | None) -> Link | None:
+    if raw is None:
+        return None
+    return Link(raw["bandwidth_gbs"] * 1e9, raw["latency_ns"] / 1e9, raw.get("efficiency", 1.0))
+
+
 def _build(raw: dict[str, Any], text: str) -> Device:
-    core, hbm, link, energy = raw["core"], raw["hbm"], raw.get("link"), raw["energy"]
+    core, hbm, energy = raw["core"], raw["hbm"], raw["energy"]
     l2 = raw.get("l2")
     return Device(
         name=raw["name"],
@@ -345,7 +397,9 @@ def _build(raw: dict[str, Any], text: str) -> Device:
             capacity_bytes=round(hbm["capacity_gib"] * 2**30),
             efficiency=hbm.get("efficiency", 1.0),
         ),
-        link=Link(link["bandwidth_gbs"] * 1e9, link["latency_ns"] / 1e9) if link else None,
+        link=_link(raw.get("link")),
+        chips_per_node=raw.get("chips_per_node", 0),
+        network=_link(raw.get("network")),
         l2=(
             Memory(
                 bandwidth=l2["bandwidth_gbs"] * 1e9,
@@ -391,3 +445,46 @@ def load_device(path: str | os.PathLike[str]) -> Device:
     except UnicodeDecodeError as e:
         raise DeviceError(f"device file '{label}': not UTF-8 text: {e.reason}") from None
     return parse_device(text, label)
+
+
+def derive_device(base: Device, overrides: dict[str, Any]) -> Device:
+    """`base` with `overrides` (a table shaped like the TOML, merged key by key) applied: a
+    cluster of a preset's chips, a what-if variant. The result's `source` is its own
+    complete TOML (base comments are not kept).
+
+    Raises:
+        DeviceError: the merged description breaks the schema.
+    """
+    merged = _merge(tomllib.loads(base.source), overrides)
+    return parse_device(_toml_text(merged), f"{base.name} with overrides")
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for the text device files hold
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _toml_text(table: dict[str, Any], prefix: str = "") -> str:
+    """`table` as TOML: its scalars under a ``[prefix]`` header, then its sub-tables."""
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    lines = [f"[{prefix}]"] if prefix and scalars else []
+    lines += scalars
+    for key, sub in table.items():
+        if isinstance(sub, dict):
+            lines += ["", _toml_text(sub, f"{prefix}.{key}" if prefix else key)]
+    return "\n".join(lines) + ("\n" if not prefix else "")

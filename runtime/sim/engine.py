@@ -86,10 +86,7 @@ def simulate_kernel(
     t_vec = s.vector_ops / vector_rate if s.vector_ops else 0.0
     events: list[tuple[str, str, float, float]] = []
 
-    # Chip-to-chip transfer before or after the loop.
-    t_link = 0.0
-    if s.link_bytes and device.link is not None:
-        t_link = device.cycles(device.link.latency_s) + s.link_bytes / device.link_bytes_per_cycle
+    t_link = link_cycles(device, s)
     launch = device.launch_cycles
     if launch and trace:
         events.append(("dma in", "launch", 0.0, launch))
@@ -174,6 +171,7 @@ def simulate_kernel(
         "l2": streamed if device.l2 is not None else 0.0,
         "sram": sram_traffic * s.tiles * n_cores + s.once_bytes * n_cores,
         "link": s.link_bytes * s.chips,
+        "network": s.network_bytes * s.chips,
     }
     energy = _energy(device, s, bytes_, n_cores)
     roof = roofline_cycles(device, s)
@@ -206,8 +204,22 @@ def roofline_cycles(device: Device, s: KernelSchedule) -> float:
             total_vector / (device.core.vector.ops_per_cycle * device.cores * device.chips)
         )
     if s.link_bytes and device.link is not None:
-        bounds.append(s.link_bytes / device.link_bytes_per_cycle)
+        bounds.append(s.link_bytes / (device.link.bandwidth / device.clock_hz))
+    if s.network_bytes and device.network is not None:
+        bounds.append(s.network_bytes / (device.network.bandwidth / device.clock_hz))
     return max(bounds)
+
+
+def link_cycles(device: Device, s: KernelSchedule) -> float:
+    """Cycles of the kernel's chip-to-chip transfer (0.0 without one): the scale-up and the
+    scale-out part stream concurrently (a row crossing nodes is forwarded within the
+    receiving node while the next ones arrive), each paying its latency."""
+    parts = [
+        device.cycles(level.latency_s) + n / (level.achievable / device.clock_hz)
+        for n, level in ((s.link_bytes, device.link), (s.network_bytes, device.network))
+        if n and level is not None
+    ]
+    return max(parts, default=0.0)
 
 
 def _bound(s: KernelSchedule, t_load, t_store, t_mma, t_vec, t_link, hbm_floor, cycles) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENGINES = ("tensor", "vector", "dma", "link")
-LEVELS = ("hbm", "l2", "sram", "link")
+LEVELS = ("hbm", "l2", "sram", "link", "network")
 
 
 @dataclass

@@ -10,8 +10,8 @@ per operand, loads run up to ``buffers - 1`` tiles ahead of compute::
     load (DMA in) -> matmul (tensor engine) -> vector ops (vector engine) -> store (DMA out)
 
 Before the loop each core loads ``once_bytes`` (operands reused by every tile, e.g. the
-activations of a decode matmul); chip-to-chip ``link_bytes`` move before (``dispatch``) or after
-(``combine``) the loop.
+activations of a decode matmul); chip-to-chip bytes (``link_bytes`` within a node,
+``network_bytes`` between nodes) move before (``dispatch``) or after (``combine``) the loop.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class KernelSchedule:
     once_bytes: float = 0.0  # per core, before the loop
     matmul: Matmul | None = None  # per tile
     vector_ops: float = 0.0  # per tile
-    link_bytes: float = 0.0  # per chip, over the chip-to-chip links
+    link_bytes: float = 0.0  # per chip, over the scale-up links within its node
+    network_bytes: float = 0.0  # per chip, over the scale-out network to other nodes
     link_phase: str = ""  # "dispatch" (before the loop), "combine" (after) or ""
     flops: float = 0.0  # whole kernel (all cores, chips), for the report
     hbm_bytes: float = 0.0  # whole kernel, for the report
@@ -226,6 +227,7 @@ _AMOUNTS = (
     "once_bytes",
     "vector_ops",
     "link_bytes",
+    "network_bytes",
     "flops",
     "hbm_bytes",
 )

@@ -137,16 +137,18 @@ class VectorOp(ACCEL.Operation, name="vector"):
 
 
 class LinkOp(ACCEL.Operation, name="link"):
-    """Chip-to-chip traffic of the kernel, per chip: before the loop (``dispatch``) or after
-    it (``combine``)."""
+    """Chip-to-chip traffic of the kernel, per chip: ``bytes`` over the links within its node
+    and ``network`` bytes to other nodes, before the loop (``dispatch``) or after it
+    (``combine``)."""
 
     bytes: ir.IntegerAttr
     phase: ir.StringAttr
+    network: ir.IntegerAttr
 
     def verify_invariants(self) -> bool:
         if "phase" in self.attributes:
             p = ir.StringAttr(self.attributes["phase"]).value
             if p not in _LINK_PHASES:
                 return _fail(self, f"attribute 'phase' must be one of {_LINK_PHASES}, got '{p}'")
-        problem = _ints(self, "bytes", minimum=0)
+        problem = _ints(self, "bytes", "network", minimum=0)
         return _fail(self, problem) if problem else True

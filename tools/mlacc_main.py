@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--device",
         help="sim target: a device preset (edge-npu, datacenter-npu, h100-like, h200-like) or TOML",
+    )
+    c.add_argument(
+        "--device-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="sim target: change one key of the device (repeatable; dotted keys, TOML values), "
+        "e.g. --device-set chips=16 --device-set chips_per_node=8 "
+        "--device-set network.bandwidth_gbs=50 ...",
     )
     c.add_argument(
         "--routing",
@@ -183,14 +193,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    import mlacc
-
     weights: Any = args.weights
     options = {"device": args.device} if args.device else {}
     if args.routing:
         options["routing"] = args.routing
     if args.random_weights:
         weights = _random_weights_for(args.input)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.device_set:
+            options["device"] = _derived_device_file(args, Path(scratch))
+        return _compile(args, weights, options)
+
+
+def _derived_device_file(args: argparse.Namespace, scratch: Path) -> str:
+    """A TOML file of `--device` (or the sim default) with the `--device-set` changes."""
+    from mlacc.backends.sim.lowering import DEFAULT_DEVICE, resolve_device
+    from mlacc.runtime.errors import InputError
+    from mlacc.runtime.sim.device import derive_device, parse_assignments
+
+    if args.target != "sim":
+        raise InputError(
+            f"--device-set is for the sim target (this compile is for '{args.target}')"
+        )
+    base = resolve_device(args.device or DEFAULT_DEVICE)
+    overrides = {"name": f"{base.name}+custom", **parse_assignments(args.device_set)}
+    path = scratch / "device.toml"
+    path.write_text(derive_device(base, overrides).source, encoding="utf-8")
+    return str(path)
+
+
+def _compile(args: argparse.Namespace, weights: Any, options: dict) -> int:
+    import mlacc
+
     start = time.perf_counter()
     art = mlacc.compile(
         args.input,

@@ -488,3 +488,32 @@ def _toml_text(table: dict[str, Any], prefix: str = "") -> str:
         if isinstance(sub, dict):
             lines += ["", _toml_text(sub, f"{prefix}.{key}" if prefix else key)]
     return "\n".join(lines) + ("\n" if not prefix else "")
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``["chips=72", "network.bandwidth_gbs=50"]`` -> the nested table `derive_device`
+    takes; each value is a TOML value (``72``, ``0.9``, ``"text"``, ``[16, 16]``).
+
+    Raises:
+        DeviceError: an assignment without ``=`` or whose value is not a TOML value.
+    """
+    table: dict[str, Any] = {}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        path = [part.strip() for part in key.split(".")]
+        if not sep or not all(path):
+            raise DeviceError(f"device setting '{text}': expected KEY=VALUE (KEY may be a.b.c)")
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise DeviceError(
+                f"device setting '{text}': '{value.strip()}' is not a TOML value "
+                '(numbers as 72 or 0.9, text as "quoted")'
+            ) from None
+        node = table
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DeviceError(f"device setting '{text}': '{part}' is already a value")
+        node[path[-1]] = parsed
+    return table

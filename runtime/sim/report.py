@@ -256,6 +256,11 @@ def _header_lines(report: SimReport) -> list[str]:
         parts.append(f"{_bytes(_num(d['hbm_capacity_bytes']))} HBM")
     if d.get("link_bandwidth"):
         parts.append(f"link {_gbps(_num(d['link_bandwidth']))}")
+    if d.get("network_bandwidth"):
+        parts.append(
+            f"nodes of {d.get('chips_per_node', '?')} chips, network "
+            f"{_gbps(_num(d['network_bandwidth']))}"
+        )
     out.append("  " + ", ".join(parts))
     peaks = d.get("peak_flops") or {}
     if peaks:

@@ -328,3 +328,53 @@ def test_record_routing_then_compile_with_it(tmp_path: Path) -> None:
         "mlacc", "compile", "deepseek-v3-tiny", "-o", str(timed), "--routing", "zipf:-1"
     )
     assert_one_error_line(proc, "mlacc", "zipf needs a positive exponent")
+
+
+def test_device_set_compiles_for_a_changed_preset(tmp_path: Path) -> None:
+    """`--device-set` changes keys of the preset: two nodes of 4 chips with a network; the
+    run's report names the derived device and its chips; bad settings are one error line."""
+    out = tmp_path / "cluster.mlacc"
+    settings = [
+        "chips=8",
+        "chips_per_node=4",
+        "network.bandwidth_gbs=25",
+        "network.latency_ns=3000",
+        "energy.pj_per_byte.network=30.0",
+    ]
+    args = [a for s in settings for a in ("--device-set", s)]
+    proc = run_tool(
+        "mlacc", "compile", "deepseek-v3-tiny", "-o", str(out), "--device", "h100-like", *args
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("mlacc", "run", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Simulated on h100-like+custom" in proc.stdout
+    assert "132 cores x 8 chips" in proc.stdout
+    assert "nodes of 4 chips, network 25.0 GB/s" in proc.stdout
+    for bad, message in (
+        (["chips"], "device setting 'chips': expected KEY=VALUE"),
+        (["chips=many"], "'many' is not a TOML value"),
+        (["chips=12", "chips_per_node=8"], "'chips_per_node' must divide 'chips' (12)"),
+    ):
+        proc = run_tool(
+            "mlacc",
+            "compile",
+            "deepseek-v3-tiny",
+            "-o",
+            str(out.with_suffix(".bad")),
+            *[a for s in bad for a in ("--device-set", s)],
+        )
+        assert_one_error_line(proc, "mlacc", message)
+        assert not out.with_suffix(".bad").exists()
+    proc = run_tool(
+        "mlacc",
+        "compile",
+        "deepseek-v3-tiny",
+        "-o",
+        str(out),
+        "--target",
+        "reference",
+        "--device-set",
+        "chips=2",
+    )
+    assert_one_error_line(proc, "mlacc", "--device-set is for the sim target")

@@ -12,7 +12,9 @@ grouped_matmul(w_down) -> combine``. Each op has a kernel with the op's exact si
   rows. Rounding happens where the unfused ops round, so the result equals theirs.
 
 Dispatch is two kernels with no host synchronization: a one-program "align" kernel (ranks of
-each (token, slot) pair inside its expert, padded segment offsets) and a row scatter.
+each (token, slot) pair inside its expert, padded segment offsets, and for every row of the
+sorted buffer the pair it holds) and a row gather that writes each sorted row once: its
+token's values, or zeros for block padding (no separate zero fill of the buffer).
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ def _align_kernel(
     idx_ptr,
     rows_ptr,
     offsets_ptr,
+    pair_of_row_ptr,
     num_pairs,
     num_experts,
     block_size,
     BLOCK: tl.constexpr,
     BLOCK_E: tl.constexpr,
 ):
-    """rows[p] = offsets[e_p] + rank of pair p among its expert's pairs; offsets[E+1]."""
+    """rows[p] = offsets[e_p] + rank of pair p among its expert's pairs; offsets[E+1];
+    pair_of_row[rows[p]] = p (rows no pair holds keep their -1)."""
     oe = tl.arange(0, BLOCK_E)
     running = tl.zeros((BLOCK_E,), dtype=tl.int64)
     for p0 in range(0, num_pairs, BLOCK):
@@ -59,22 +63,25 @@ def _align_kernel(
         mask = p < num_pairs
         e = tl.load(idx_ptr + p, mask=mask, other=-1).to(tl.int64)
         start = tl.sum(tl.where(e[:, None] == oe[None, :], starts[None, :], 0), 1)
-        rank = tl.load(rows_ptr + p, mask=mask, other=0)
-        tl.store(rows_ptr + p, rank + start, mask=mask)
+        row = tl.load(rows_ptr + p, mask=mask, other=0) + start
+        tl.store(rows_ptr + p, row, mask=mask)
+        tl.store(pair_of_row_ptr + row, p.to(tl.int32), mask=mask & (e >= 0) & (e < num_experts))
 
 
 @triton.jit
-def _scatter_rows_kernel(
-    x_ptr, rows_ptr, out_ptr, D, TOP_K, stride_x, stride_o, BLOCK_D: tl.constexpr
+def _gather_rows_kernel(
+    x_ptr, pair_of_row_ptr, out_ptr, D, TOP_K, stride_x, stride_o, BLOCK_D: tl.constexpr
 ):
-    """out[rows[p]] = x[p // TOP_K] for pair p (program axis 0), BLOCK_D columns (axis 1)."""
-    pair = tl.program_id(0)
+    """out[r] = x[pair_of_row[r] // TOP_K], or zeros where no pair holds row r (program axis
+    0: the row; axis 1: BLOCK_D columns)."""
+    r = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    pair = tl.load(pair_of_row_ptr + r) + tl.zeros((BLOCK_D,), dtype=tl.int32)
+    held = pair >= 0
+    token = tl.where(held, pair, 0) // TOP_K
     mask = cols < D
-    row = tl.load(rows_ptr + pair)
-    token = pair // TOP_K
-    v = tl.load(x_ptr + token * stride_x + cols, mask=mask)
-    tl.store(out_ptr + row * stride_o + cols, v, mask=mask)
+    v = tl.load(x_ptr + token * stride_x + cols, mask=mask & held, other=0.0)
+    tl.store(out_ptr + r * stride_o + cols, v, mask=mask)
 
 
 @triton.jit
@@ -148,11 +155,14 @@ def dispatch(
     pairs = n * k
     rows = torch.empty((n, k), dtype=torch.int64, device=x.device)
     offsets = torch.empty(num_experts + 1, dtype=torch.int64, device=x.device)
+    padded_rows = pairs + num_experts * (block_size - 1)
+    pair_of_row = torch.full((padded_rows,), -1, dtype=torch.int32, device=x.device)
     block_e = next_pow2(num_experts + 1, 16)
     _align_kernel[(1,)](
         idx,
         rows,
         offsets,
+        pair_of_row,
         pairs,
         num_experts,
         block_size,
@@ -160,13 +170,11 @@ def dispatch(
         BLOCK_E=block_e,
         num_warps=16 if block_e >= 256 else 4,
     )
-    x_sorted = torch.zeros(
-        (pairs + num_experts * (block_size - 1), d), dtype=x.dtype, device=x.device
-    )
-    if pairs:
+    x_sorted = torch.empty((padded_rows, d), dtype=x.dtype, device=x.device)
+    if padded_rows:
         bd = _block_d(d)
-        _scatter_rows_kernel[(pairs, triton.cdiv(d, bd))](
-            xc, rows, x_sorted, d, k, xc.stride(0), x_sorted.stride(0), BLOCK_D=bd
+        _gather_rows_kernel[(padded_rows, triton.cdiv(d, bd))](
+            xc, pair_of_row, x_sorted, d, k, xc.stride(0), x_sorted.stride(0), BLOCK_D=bd
         )
     return x_sorted, rows, offsets
 

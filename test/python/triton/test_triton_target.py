@@ -273,8 +273,10 @@ AOT = textwrap.dedent("""
           dict(HAS_RESIDUAL=True, ROUND=1, BLOCK=8192, ROWS=1), warps=16)
     build(fp8._quantize_kernel, {"x_ptr": "*bf16", "q_ptr": "*u8", "s_ptr": "*fp32"},
           dict(BR=1, BC=128, POW2=False, TR=16, TC=128, PER_ROW=True))
-    build(moe._align_kernel, {"idx_ptr": "*i64", "rows_ptr": "*i64", "offsets_ptr": "*i64"},
-          dict(BLOCK=16, BLOCK_E=512), warps=16)
+    build(moe._align_kernel, {"idx_ptr": "*i64", "rows_ptr": "*i64", "offsets_ptr": "*i64",
+          "pair_of_row_ptr": "*i32"}, dict(BLOCK=16, BLOCK_E=512), warps=16)
+    build(moe._gather_rows_kernel, {"x_ptr": "*bf16", "pair_of_row_ptr": "*i32",
+          "out_ptr": "*bf16"}, dict(BLOCK_D=1024))
 """)
 
 

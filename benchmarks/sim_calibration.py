@@ -195,7 +195,9 @@ def summarize(rows: list[dict[str, Any]], within_pct: float = 15.0) -> dict[str,
     preset was fitted to, how many kernel points are within `within_pct` and how many model
     steps within 20% (issue 15's goals)."""
     errors = [abs(r["error_pct"]) for r in rows if not r.get("fitted")]
-    steps = [abs(r["error_pct"]) for r in rows if r.get("kind") in MODEL_STEPS]
+    steps = [
+        abs(r["error_pct"]) for r in rows if not r.get("fitted") and r.get("kind") in MODEL_STEPS
+    ]
     kernels = [
         abs(r["error_pct"])
         for r in rows

@@ -7,6 +7,7 @@ traceback of internal errors.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -98,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="sim target: change one key of the device (repeatable; dotted keys, TOML values), "
         "e.g. --device-set chips=16 --device-set chips_per_node=8 "
-        "--device-set network.bandwidth_gbs=50 ...",
+        "--device-set network.bandwidth_gbs=50 ... (the device is named <preset>+<hash>)",
     )
     c.add_argument(
         "--routing",
@@ -216,7 +217,9 @@ def _derived_device_file(args: argparse.Namespace, scratch: Path) -> str:
             f"--device-set is for the sim target (this compile is for '{args.target}')"
         )
     base = resolve_device(args.device or DEFAULT_DEVICE)
-    overrides = {"name": f"{base.name}+custom", **parse_assignments(args.device_set)}
+    # the name marks lowered IR as this device's: distinct settings, distinct names
+    digest = hashlib.sha256("\n".join(args.device_set).encode()).hexdigest()[:8]
+    overrides = {"name": f"{base.name}+{digest}", **parse_assignments(args.device_set)}
     path = scratch / "device.toml"
     path.write_text(derive_device(base, overrides).source, encoding="utf-8")
     return str(path)

@@ -9,7 +9,6 @@ by `_walk`; every defect is a `DeviceError` naming the file and the full key.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -473,10 +472,19 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string for the text device files hold
+        return '"' + "".join(_toml_char(c) for c in value) + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)
+
+
+def _toml_char(c: str) -> str:
+    """`c` inside a TOML basic string: quote, backslash and control characters escaped."""
+    if c in '"\\':
+        return "\\" + c
+    if ord(c) < 0x20 or ord(c) == 0x7F:
+        return f"\\u{ord(c):04x}"
+    return c
 
 
 def _toml_text(table: dict[str, Any], prefix: str = "") -> str:
@@ -501,8 +509,11 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     for text in assignments:
         key, sep, value = text.partition("=")
         path = [part.strip() for part in key.split(".")]
-        if not sep or not all(path):
-            raise DeviceError(f"device setting '{text}': expected KEY=VALUE (KEY may be a.b.c)")
+        if not sep or not all(re.fullmatch(r"[A-Za-z0-9_-]+", part) for part in path):
+            raise DeviceError(
+                f"device setting '{text}': expected KEY=VALUE, KEY of letters, digits, _ and - "
+                "(dotted for a table: network.bandwidth_gbs)"
+            )
         try:
             parsed = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
@@ -515,5 +526,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise DeviceError(f"device setting '{text}': '{part}' is already a value")
+        if isinstance(node.get(path[-1]), dict):
+            raise DeviceError(f"device setting '{text}': '{key.strip()}' is already a table")
         node[path[-1]] = parsed
     return table

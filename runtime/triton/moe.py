@@ -42,12 +42,13 @@ def _align_kernel(
     """rows[p] = offsets[e_p] + rank of pair p among its expert's pairs; offsets[E+1];
     pair_of_row[rows[p]] = p (rows no pair holds keep their -1)."""
     oe = tl.arange(0, BLOCK_E)
+    expert_cols = oe < num_experts  # an id outside [0, E) matches no column
     running = tl.zeros((BLOCK_E,), dtype=tl.int64)
     for p0 in range(0, num_pairs, BLOCK):
         p = p0 + tl.arange(0, BLOCK)
         mask = p < num_pairs
         e = tl.load(idx_ptr + p, mask=mask, other=-1).to(tl.int64)
-        onehot = (e[:, None] == oe[None, :]).to(tl.int64)
+        onehot = ((e[:, None] == oe[None, :]) & expert_cols[None, :]).to(tl.int64)
         before = tl.cumsum(onehot, 0) - onehot + running[None, :]
         rank = tl.sum(onehot * before, 1)
         tl.store(rows_ptr + p, rank, mask=mask)
@@ -62,7 +63,8 @@ def _align_kernel(
         p = p0 + tl.arange(0, BLOCK)
         mask = p < num_pairs
         e = tl.load(idx_ptr + p, mask=mask, other=-1).to(tl.int64)
-        start = tl.sum(tl.where(e[:, None] == oe[None, :], starts[None, :], 0), 1)
+        mine = (e[:, None] == oe[None, :]) & expert_cols[None, :]
+        start = tl.sum(tl.where(mine, starts[None, :], 0), 1)
         row = tl.load(rows_ptr + p, mask=mask, other=0) + start
         tl.store(rows_ptr + p, row, mask=mask)
         tl.store(pair_of_row_ptr + row, p.to(tl.int32), mask=mask & (e >= 0) & (e < num_experts))
@@ -74,11 +76,11 @@ def _gather_rows_kernel(
 ):
     """out[r] = x[pair_of_row[r] // TOP_K], or zeros where no pair holds row r (program axis
     0: the row; axis 1: BLOCK_D columns)."""
-    r = tl.program_id(0)
+    r = tl.program_id(0).to(tl.int64)  # r * stride_o passes 2^31 at ~35k V3 tokens
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     pair = tl.load(pair_of_row_ptr + r) + tl.zeros((BLOCK_D,), dtype=tl.int32)
     held = pair >= 0
-    token = tl.where(held, pair, 0) // TOP_K
+    token = (tl.where(held, pair, 0) // TOP_K).to(tl.int64)
     mask = cols < D
     v = tl.load(x_ptr + token * stride_x + cols, mask=mask & held, other=0.0)
     tl.store(out_ptr + r * stride_o + cols, v, mask=mask)
@@ -98,7 +100,7 @@ def _swiglu_kernel(
     h_ptr, out_ptr, M, inter, stride_h, stride_o, ROUND: tl.constexpr, BLOCK: tl.constexpr
 ):
     """out[r, j] = silu(h[r, j]) * h[r, inter + j] in h's dtype (ROUND)."""
-    r = tl.program_id(0)
+    r = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < inter
     g = tl.load(h_ptr + r * stride_h + cols, mask=mask, other=0.0).to(tl.float32)
@@ -122,7 +124,7 @@ def _combine_kernel(
     BLOCK_D: tl.constexpr,
 ):
     """out[n] = Σ_k weights[n,k] · y[rows[n,k]] in fp32, k in order (y pre-weighted: Σ_k y)."""
-    n = tl.program_id(0)
+    n = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = cols < D
     acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -146,7 +148,8 @@ def dispatch(
     """`moe.dispatch`: ``(x_sorted [P,D], row_of [N,K] int64, expert_offsets [E+1] int64)``.
 
     Indices are trusted to lie in ``[0, E)`` (checking would synchronize with the host; the
-    router kernel cannot produce others); a pair with another id gets no row."""
+    router kernel cannot produce others); a pair with another id gets no row of its own: its
+    ``row_of`` entry is 0 and nothing is written for it."""
     check_device(x, indices)
     n, k = indices.shape
     d = x.shape[1]

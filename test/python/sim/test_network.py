@@ -13,7 +13,7 @@ import mlacc
 from mlacc.backends.sim.lowering import resolve_device
 from mlacc.backends.sim.tiling import remote_copies
 from mlacc.model_input import builtin_model
-from mlacc.runtime.sim.device import DeviceError, derive_device, parse_device
+from mlacc.runtime.sim.device import DeviceError, derive_device, parse_assignments, parse_device
 from mlacc.runtime.sim.engine import link_cycles
 from mlacc.runtime.sim.schedule import KernelSchedule
 from mlacc.runtime.synthetic import synthetic_inputs
@@ -124,3 +124,32 @@ def test_a_slower_network_slows_dispatch_and_combine(tmp_path: Path) -> None:
     assert fast["network"] == pytest.approx(slow["network"])
     assert slow["seconds"] > 1.5 * fast["seconds"]
     assert math.isclose(fast["link"] + fast["network"], one_node["link"], rel_tol=0.5)
+
+
+def test_derived_text_survives_quotes_backslashes_controls_and_emoji() -> None:
+    text = 'rocket \U0001f680 "quoted" back\\slash \x7f\ttab'
+    device = derive_device(resolve_device("h100-like"), {"description": text})
+    assert device.description == text
+    assert parse_device(device.source).description == text
+
+
+@pytest.mark.parametrize(
+    ("assignments", "expected"),
+    [
+        (["chips"], "expected KEY=VALUE"),
+        (["my key=1"], "KEY of letters, digits, _ and -"),
+        (['"chips"=4'], "KEY of letters, digits, _ and -"),
+        (["chips=many"], "'many' is not a TOML value"),
+        (["network.x=2", "network=1"], "'network' is already a table"),
+        (["chips=1", "chips.x=2"], "'chips' is already a value"),
+    ],
+)
+def test_bad_device_settings_are_one_line_errors(assignments: list[str], expected: str) -> None:
+    with pytest.raises(DeviceError) as info:
+        parse_assignments(assignments)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_device_settings_nest_by_dotted_keys() -> None:
+    table = parse_assignments(["chips=16", "network.bandwidth_gbs=50", "network.efficiency=0.9"])
+    assert table == {"chips": 16, "network": {"bandwidth_gbs": 50, "efficiency": 0.9}}

@@ -348,11 +348,12 @@ def test_device_set_compiles_for_a_changed_preset(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     proc = run_tool("mlacc", "run", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "Simulated on h100-like+custom" in proc.stdout
+    assert "Simulated on h100-like+" in proc.stdout
     assert "132 cores x 8 chips" in proc.stdout
     assert "nodes of 4 chips, network 25.0 GB/s" in proc.stdout
     for bad, message in (
         (["chips"], "device setting 'chips': expected KEY=VALUE"),
+        (["my key=1"], "KEY of letters, digits, _ and -"),
         (["chips=many"], "'many' is not a TOML value"),
         (["chips=12", "chips_per_node=8"], "'chips_per_node' must divide 'chips' (12)"),
     ):

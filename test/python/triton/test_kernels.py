@@ -124,6 +124,24 @@ def test_dispatch_is_exact(kind: str, device) -> None:
         assert torch.equal(g, w)
 
 
+def test_dispatch_gives_out_of_range_ids_no_row(device) -> None:
+    """An id outside [0, E) (never from the router) writes nothing: every valid pair's row
+    holds its token, padding rows stay zero, the stray pairs' row_of is 0 and the buffer has
+    only the valid pairs' segments (E = 2 < the kernel's 16 one-hot columns)."""
+    ids = torch.tensor([[0, 1], [5, 1], [-1, 0]], device=device)
+    x = _rand(3, 24, seed=3, device=device)
+    x_sorted, row_of, offsets = moe.dispatch(x, ids, num_experts=2, block_size=4)
+    assert offsets.tolist() == [0, 4, 8]
+    valid = (ids >= 0) & (ids < 2)
+    for n, kk in zip(*torch.nonzero(valid, as_tuple=True), strict=True):
+        assert torch.equal(x_sorted[row_of[n, kk]], x[n])
+    assert row_of[~valid].tolist() == [0, 0]
+    written = set(row_of[valid].tolist())
+    for r in range(x_sorted.shape[0]):
+        if r not in written:
+            assert not x_sorted[r].any(), r
+
+
 @pytest.mark.parametrize("kind", SKEWS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_grouped_moe_chain(kind: str, dtype: torch.dtype, device) -> None:

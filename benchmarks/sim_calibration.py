@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 TB, TFLOP = 1e12, 1e12
@@ -195,14 +193,9 @@ def summarize(rows: list[dict[str, Any]], within_pct: float = 15.0) -> dict[str,
     preset was fitted to, how many kernel points are within `within_pct` and how many model
     steps within 20% (issue 15's goals)."""
     errors = [abs(r["error_pct"]) for r in rows if not r.get("fitted")]
-    steps = [
-        abs(r["error_pct"]) for r in rows if not r.get("fitted") and r.get("kind") in MODEL_STEPS
-    ]
-    kernels = [
-        abs(r["error_pct"])
-        for r in rows
-        if not r.get("fitted") and r.get("kind") not in MODEL_STEPS
-    ]
+    validated = [r for r in rows if not r.get("fitted")]
+    steps = [abs(r["error_pct"]) for r in validated if r.get("kind") in MODEL_STEPS]
+    kernels = [abs(r["error_pct"]) for r in validated if r.get("kind") not in MODEL_STEPS]
     return {
         "points": len(errors),
         "fitted_points": len(rows) - len(errors),
@@ -286,18 +279,15 @@ def simulate_step(ref: Reference) -> float:
     device = derive_device(resolve_device(ref.device), ref.cluster)
     per_chip, prompt, context = ref.shape
     example = torch.zeros(per_chip * device.chips, prompt, dtype=torch.int64, device="meta")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "cluster.toml"
-        path.write_text(device.source, encoding="utf-8")
-        artifact = mlacc.compile(
-            "deepseek-v3",
-            (example,),
-            target="sim",
-            timing_only=True,
-            fp8=True,
-            cache_len=context,
-            device=str(path),
-        )
+    artifact = mlacc.compile(
+        "deepseek-v3",
+        (example,),
+        target="sim",
+        timing_only=True,
+        fp8=True,
+        cache_len=context,
+        device=device,
+    )
     exe = artifact.load()
     entry = "decode" if ref.kind == "decode_step" else "prefill"
     exe.run(entry, *synthetic_inputs(exe.entry_points[entry]["inputs"], meta=True))

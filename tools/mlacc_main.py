@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -200,14 +199,13 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         options["routing"] = args.routing
     if args.random_weights:
         weights = _random_weights_for(args.input)
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.device_set:
-            options["device"] = _derived_device_file(args, Path(scratch))
-        return _compile(args, weights, options)
+    if args.device_set:
+        options["device"] = _derived_device(args)
+    return _compile(args, weights, options)
 
 
-def _derived_device_file(args: argparse.Namespace, scratch: Path) -> str:
-    """A TOML file of `--device` (or the sim default) with the `--device-set` changes."""
+def _derived_device(args: argparse.Namespace) -> Any:
+    """`--device` (or the sim default) with the `--device-set` changes, as a `Device`."""
     from mlacc.backends.sim.lowering import DEFAULT_DEVICE, resolve_device
     from mlacc.runtime.errors import InputError
     from mlacc.runtime.sim.device import derive_device, parse_assignments
@@ -220,9 +218,7 @@ def _derived_device_file(args: argparse.Namespace, scratch: Path) -> str:
     # the name marks lowered IR as this device's: distinct settings, distinct names
     digest = hashlib.sha256("\n".join(args.device_set).encode()).hexdigest()[:8]
     overrides = {"name": f"{base.name}+{digest}", **parse_assignments(args.device_set)}
-    path = scratch / "device.toml"
-    path.write_text(derive_device(base, overrides).source, encoding="utf-8")
-    return str(path)
+    return derive_device(base, overrides)
 
 
 def _compile(args: argparse.Namespace, weights: Any, options: dict) -> int:

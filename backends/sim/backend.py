@@ -56,7 +56,7 @@ class SimBackend(Backend):
         """The absorption cost model's roofline: the device's achievable compute and memory
         rates (``device`` option, or the default preset)."""
         try:
-            device = resolve_device(str(options.get("device", DEFAULT_DEVICE)))
+            device = resolve_device(options.get("device", DEFAULT_DEVICE))
         except DeviceError:
             return {}  # compile() reports the bad device
         return {"mla-absorb-weights": absorb_roofline(device)}
@@ -68,8 +68,9 @@ class SimBackend(Backend):
                 f"target 'sim' has no option '{unknown[0]}' (options: {', '.join(OPTIONS)})"
             )
         try:
-            options = AccelLowerOptions(**request.options)
-            device = resolve_device(str(options.device))
+            given = dict(request.options)
+            device = resolve_device(given.pop("device", DEFAULT_DEVICE))
+            options = AccelLowerOptions(**given)
             routing = parse_routing(options.routing)
         except (ValueError, DeviceError) as err:
             if isinstance(err, DeviceError):

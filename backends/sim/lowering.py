@@ -63,9 +63,12 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS.glob("*.toml"))
 
 
-def resolve_device(spec: str) -> Device:
-    """A preset name (``h100-like``) or a TOML file path -> `Device` (DeviceError if neither)."""
-    spec = ALIASES.get(spec, spec)
+def resolve_device(spec: str | Device) -> Device:
+    """A preset name (``h100-like``), a TOML file path or a `Device` (`derive_device`) ->
+    `Device` (DeviceError if none of these)."""
+    if isinstance(spec, Device):
+        return spec
+    spec = ALIASES.get(str(spec), str(spec))
     if spec in presets():
         return load_device(PRESETS / f"{spec}.toml")
     path = Path(spec)

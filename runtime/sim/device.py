@@ -521,6 +521,11 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
                 f"device setting '{text}': '{value.strip()}' is not a TOML value "
                 '(numbers as 72 or 0.9, text as "quoted")'
             ) from None
+        if not isinstance(parsed, (str, int, float, list, dict)):  # bool is an int
+            raise DeviceError(
+                f"device setting '{text}': a device holds numbers, text, lists and tables, "
+                f"not a {type(parsed).__name__}"
+            )
         node = table
         for part in path[:-1]:
             node = node.setdefault(part, {})

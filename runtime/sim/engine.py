@@ -214,9 +214,13 @@ def link_cycles(device: Device, s: KernelSchedule) -> float:
     """Cycles of the kernel's chip-to-chip transfer (0.0 without one): the scale-up and the
     scale-out part stream concurrently (a row crossing nodes is forwarded within the
     receiving node while the next ones arrive), each paying its latency."""
+    levels = (
+        (s.link_bytes, device.link, device.link_bytes_per_cycle),
+        (s.network_bytes, device.network, device.network_bytes_per_cycle),
+    )
     parts = [
-        device.cycles(level.latency_s) + n / (level.achievable / device.clock_hz)
-        for n, level in ((s.link_bytes, device.link), (s.network_bytes, device.network))
+        device.cycles(level.latency_s) + n / per_cycle
+        for n, level, per_cycle in levels
         if n and level is not None
     ]
     return max(parts, default=0.0)

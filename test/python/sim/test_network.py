@@ -4,7 +4,6 @@ rows forwarded once per node, and devices derived from a preset (`derive_device`
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -86,10 +85,8 @@ def test_link_and_network_stream_concurrently() -> None:
     assert link_cycles(device, slow) == pytest.approx(device.cycles(2e-3))  # no latency set
 
 
-def _moe_traffic(tmp_path: Path, overrides: dict) -> dict[str, float]:
+def _moe_traffic(overrides: dict) -> dict[str, float]:
     device = derive_device(resolve_device("datacenter-npu"), overrides)
-    path = tmp_path / "cluster.toml"
-    path.write_text(device.source)
     model = builtin_model("deepseek-v3-tiny")
     art = mlacc.compile(
         model,
@@ -97,7 +94,7 @@ def _moe_traffic(tmp_path: Path, overrides: dict) -> dict[str, float]:
         target="sim",
         timing_only=True,
         cache_len=16,
-        device=str(path),
+        device=device,  # a Device object: no file needed
         fp8_fallback="bf16",
     )
     exe = art.load()
@@ -112,13 +109,13 @@ def _moe_traffic(tmp_path: Path, overrides: dict) -> dict[str, float]:
     }
 
 
-def test_a_slower_network_slows_dispatch_and_combine(tmp_path: Path) -> None:
+def test_a_slower_network_slows_dispatch_and_combine() -> None:
     """The tiny model on 2 nodes x 4 chips: dispatch/combine move bytes over both levels,
     and a network 8x slower makes them slower (its bytes are few: slow networks, so that
     they, not the link latency, set the time); on one node of 8 nothing crosses a network."""
-    one_node = _moe_traffic(tmp_path, {})
-    fast = _moe_traffic(tmp_path, _cluster(2, network_gbs=8.0, per_node=4))
-    slow = _moe_traffic(tmp_path, _cluster(2, network_gbs=1.0, per_node=4))
+    one_node = _moe_traffic({})
+    fast = _moe_traffic(_cluster(2, network_gbs=8.0, per_node=4))
+    slow = _moe_traffic(_cluster(2, network_gbs=1.0, per_node=4))
     assert one_node["network"] == 0 and one_node["link"] > 0
     assert fast["network"] > 0 and fast["link"] > 0
     assert fast["network"] == pytest.approx(slow["network"])
@@ -140,6 +137,7 @@ def test_derived_text_survives_quotes_backslashes_controls_and_emoji() -> None:
         (["my key=1"], "KEY of letters, digits, _ and -"),
         (['"chips"=4'], "KEY of letters, digits, _ and -"),
         (["chips=many"], "'many' is not a TOML value"),
+        (["clock_ghz=1979-05-27"], "not a date"),
         (["network.x=2", "network=1"], "'network' is already a table"),
         (["chips=1", "chips.x=2"], "'chips' is already a value"),
     ],

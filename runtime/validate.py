@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArtifactError
 from .plan import Arg, Function, Plan
 from .torch_ops import is_torch_op
+
+if TYPE_CHECKING:
+    from .semantics.registry import InPlace
 
 TENSOR_DTYPES = frozenset(
     {
@@ -168,8 +171,11 @@ def check_plan(
     manifest: dict[str, Any],
     weights: Mapping[str, Any],
     has_kernel: Callable[[str], bool],
+    in_place_forms: Mapping[str, InPlace] | None = None,
 ) -> None:
-    """SSA well-formedness, known ops and weights, and agreement with the manifest."""
+    """SSA well-formedness, known ops and weights, and agreement with the manifest.
+    `in_place_forms` (default: the semantics' ``IN_PLACE``) says which operand each op marked
+    in place updates."""
     entry_points = manifest["entry_points"]
     _expect(
         set(plan.functions) == set(entry_points),
@@ -219,10 +225,10 @@ def check_plan(
         _expect(isinstance(fn.outputs, list), where, "has no output list")
         for arg in fn.outputs:
             _check_arg(arg, defined, f"{where} outputs")
-        _check_donations(fn, where)
+        _check_donations(fn, where, in_place_forms)
 
 
-def _check_donations(fn: Function, where: str) -> None:
+def _check_donations(fn: Function, where: str, forms: Mapping[str, InPlace] | None = None) -> None:
     """Every in-place step updates a donated input that nothing else reads and returns it as
     the output it is donated to; every donation has exactly one such step. (In-place kernels
     write into the caller's tensors: a plan that gets this wrong corrupts them silently.)"""
@@ -255,7 +261,7 @@ def _check_donations(fn: Function, where: str) -> None:
         _expect(isinstance(step.in_place, bool), at, "has a non-boolean in_place flag")
         if not step.in_place:
             continue
-        form = IN_PLACE.get(step.op)
+        form = (IN_PLACE if forms is None else forms).get(step.op)
         _expect(form is not None, at, "is marked in place but the op has no in-place form")
         index = list(inspect.signature(form.fn).parameters).index(form.operand)
         buffer = step.args[index].get("ref") if index < len(step.args) else None

@@ -9,7 +9,12 @@ Each rewrite replaces steps whose intermediate values nobody else reads by one s
   ``triton.grouped_matmul_weighted`` (routed weight in the epilogue, fp32 rows) +
   ``triton.combine_weighted`` (the sum);
 - ``torch.aten.add.Tensor(a, b, 1)`` -> ``mla.rms_norm``: ``triton.add_rms_norm`` (both
-  results: the sum, still read by the next residual add, and the normalized rows).
+  results: the sum, still read by the next residual add, and the normalized rows);
+- ``mla.rms_norm`` of the latent slice of ``kv`` + ``cat`` with its rotary slice ->
+  ``mla.cache_update``, where nothing else reads the normalized latent:
+  ``triton.norm_cache_update`` (the norm in the cache write);
+- ``moe.router`` -> ``new_full`` + ``cat`` of the merged shared experts' columns (fixed ids,
+  weight 1; moe-group-experts): ``triton.router_shared`` (the router writes those columns).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ def fuse_function(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]:
     made += _fuse_swiglu(fn)
     made += _fuse_weighted_combine(fn, info)
     made += _fuse_add_rms_norm(fn, info)
+    made += _fuse_norm_cache_update(fn, info)
+    made += _fuse_router_shared(fn, info)
     return made
 
 
@@ -194,6 +201,161 @@ def _fuse_add_rms_norm(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]
                 steps.insert(i, wstep)
             fn.steps = steps
             made["triton.add_rms_norm"] += 1
+            changed = True
+            break
+    return made
+
+
+def _last_dim(arg: Arg, info: dict[int, ValueInfo], of: int | None) -> bool:
+    """Whether the literal dim `arg` names the last dim of value `of`."""
+    if of not in info or "lit" not in arg or not isinstance(arg["lit"], int):
+        return False
+    rank = len(info[of].shape)
+    return arg["lit"] in (rank - 1, -1)
+
+
+def _column_slice(step: Step, info: dict[int, ValueInfo]) -> tuple[int, int, int] | None:
+    """``(source, start, end)`` of a step-1 ``slice.Tensor`` on the source's last dim (end
+    clamped to its width), else None."""
+    if step.op != "torch.aten.slice.Tensor" or len(step.args) != 5:
+        return None
+    src = _ref_of(step.args[0])
+    if src is None or not _last_dim(step.args[1], info, src) or step.args[4] != lit(1):
+        return None
+    width = info[src].shape[-1]
+    start, end = step.args[2].get("lit"), step.args[3].get("lit")
+    if width is None or not isinstance(start, int) or not isinstance(end, int):
+        return None
+    return src, start, min(end, width)
+
+
+def _cat_of(step: Step, info: dict[int, ValueInfo]) -> list[int] | None:
+    """The refs a ``cat`` on the last dim joins (all refs), else None."""
+    if step.op != "torch.aten.cat" or len(step.args) != 2 or "list" not in step.args[0]:
+        return None
+    parts = [_ref_of(a) for a in step.args[0]["list"]]
+    if None in parts or not _last_dim(step.args[1], info, step.results[0]):
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def _fuse_norm_cache_update(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]:
+    made: Counter[str] = Counter()
+    changed = True
+    while changed:
+        changed = False
+        uses, producer = _uses(fn), _producer(fn)
+        for i, step in enumerate(fn.steps):
+            if step.op != "mla.cache_update" or len(step.args) != 6:
+                continue
+            entries, cos = _ref_of(step.args[1]), _ref_of(step.args[3])
+            if entries is None or uses[entries] != 1 or entries not in producer or cos is None:
+                continue
+            ci, cat = producer[entries]
+            parts = _cat_of(cat, info)
+            if parts is None or len(parts) != 2 or parts[0] not in producer:
+                continue
+            normed, pe = parts
+            ni, norm = producer[normed]
+            if norm.op != "mla.rms_norm" or uses[normed] != 1 or pe not in producer:
+                continue
+            latent = _ref_of(norm.args[0])
+            if latent not in producer or _ref_of(norm.args[1]) is None:
+                continue
+            li, lat = producer[latent]
+            pi, rot = producer[pe]
+            a, b = _column_slice(lat, info), _column_slice(rot, info)
+            if a is None or b is None or a[0] != b[0] or a[1] != 0 or b[1] != a[2]:
+                continue
+            kv = a[0]
+            width, dr = info[kv].shape[-1], info[cos].shape[-1] if cos in info else None
+            if b[2] != width or dr is None or 2 * dr != width - a[2]:
+                continue
+            # at the update's place: kv and the weight exist before the norm already
+            fused = Step(
+                "triton.norm_cache_update",
+                [step.args[0], ref(kv), norm.args[1], *step.args[2:]],
+                list(step.results),
+                {**norm.attrs, **step.attrs},
+                step.loc,
+                in_place=step.in_place,
+            )
+            dead = {ci, ni} | {k for k, v in ((pi, pe), (li, latent)) if uses[v] == 1}
+            fn.steps = [fused if k == i else s for k, s in enumerate(fn.steps) if k not in dead]
+            made["triton.norm_cache_update"] += 1
+            changed = True
+            break
+    return made
+
+
+def _filled_columns(
+    fn: Function, cat: Step, first: int, producer: dict[int, tuple[int, Step]]
+) -> tuple[list[float | int], list[int]] | None:
+    """The fill of each column a ``cat`` appends after `first` (all ``new_full`` like
+    `first`, default dtype) and those steps' indices, else None."""
+    fills: list[float | int] = []
+    steps: list[int] = []
+    for r in _refs(cat.args)[1:]:
+        k, nf = producer.get(r, (-1, None))
+        if nf is None or nf.op != "torch.aten.new_full" or _ref_of(nf.args[0]) != first:
+            return None
+        size, fill = nf.args[1].get("list", []), nf.args[2].get("lit")
+        if len(size) != 2 or not isinstance(size[1].get("lit"), int) or fill is None:
+            return None
+        if any(a != lit(None) for a in nf.args[3:]):
+            return None
+        fills += [fill] * size[1]["lit"]
+        steps.append(k)
+    return fills, steps
+
+
+def _fuse_router_shared(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]:
+    made: Counter[str] = Counter()
+    changed = True
+    while changed:
+        changed = False
+        consumers, producer = _consumers(fn), _producer(fn)
+        for i, step in enumerate(fn.steps):
+            if step.op != "moe.router" or None in step.results:
+                continue
+            found = []
+            for value in step.results:
+                users = consumers.get(value, [])
+                cats = [(j, u) for j, u in users if u.op == "torch.aten.cat"]
+                parts = _cat_of(cats[0][1], info) if len(cats) == 1 else None
+                if parts is None or parts[0] != value or cats[0][1].results[0] is None:
+                    break
+                filled = _filled_columns(fn, cats[0][1], value, producer)
+                if filled is None or len(users) != 1 + len(filled[1]):
+                    break  # another reader of the router's result
+                found.append((cats[0], *filled))
+            if len(found) != 2:
+                continue
+            (wj, wcat), wfills, wsteps = found[0]
+            (ij, icat), ifills, isteps = found[1]
+            n = len(ifills)
+            first = ifills[0] if ifills else None
+            if not isinstance(first, int) or len(wfills) != n:
+                continue
+            if ifills != list(range(first, first + n)):
+                continue
+            if len(set(wfills)) != 1:
+                continue
+            fused = Step(
+                "triton.router_shared",
+                step.args,
+                [wcat.results[0], icat.results[0]],
+                {
+                    **step.attrs,
+                    "shared_count": n,
+                    "shared_first": first,
+                    "shared_weight": float(wfills[0]),
+                },
+                step.loc,
+            )
+            dead = {wj, ij, *wsteps, *isteps}
+            fn.steps = [fused if k == i else s for k, s in enumerate(fn.steps) if k not in dead]
+            made["triton.router_shared"] += 1
             changed = True
             break
     return made

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..artifact import Artifact
+    from ..semantics.registry import InPlace
 
 
 class Executor:
@@ -75,10 +76,10 @@ class PlanExecutor(Executor):
             raise ArtifactError(
                 f"malformed plan in artifact: {type(err).__name__}: {err}"
             ) from None
-        kernels = self.kernels()
-        check_plan(self.plan, artifact.manifest, artifact.weights, kernels.__contains__)
+        kernels, forms = self.kernels(), self.in_place_forms()
+        check_plan(self.plan, artifact.manifest, artifact.weights, kernels.__contains__, forms)
         self.interpreter = self.interpreter_class(
-            artifact.weights, kernels, self.in_place_kernels()
+            artifact.weights, kernels, {name: form.fn for name, form in forms.items()}
         )
 
     def kernels(self) -> Mapping[str, Kernel]:
@@ -87,12 +88,12 @@ class PlanExecutor(Executor):
 
         return SEMANTICS
 
-    def in_place_kernels(self) -> Mapping[str, Kernel]:
-        """Op name -> kernel that updates a donated buffer in place (`Step.in_place`);
-        defaults to the in-place reference semantics."""
+    def in_place_forms(self) -> Mapping[str, InPlace]:
+        """Op name -> the kernel that updates a donated buffer in place (`Step.in_place`) and
+        which operand it updates; defaults to the in-place reference semantics."""
         from ..semantics import IN_PLACE
 
-        return {name: form.fn for name, form in IN_PLACE.items()}
+        return dict(IN_PLACE)
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         return self.interpreter.run(self.plan.functions[entry], inputs)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from ..errors import TargetError
 from ..interpreter import Kernel
+from ..semantics.registry import InPlace
 from .base import PlanExecutor
 from .triton_sources import checked_sources, interpreting, load_kernel_package
 
@@ -102,12 +104,19 @@ class TritonExecutor(PlanExecutor):
         table.update(self.kernel_package.kernel_table())
         return table
 
-    def in_place_kernels(self) -> Mapping[str, Kernel]:
-        """The reference in-place forms, overridden by the Triton ones (the donated cache's
-        update runs our kernel on the buffer the runtime passed in)."""
-        table: dict[str, Kernel] = dict(super().in_place_kernels())
-        table.update(self.kernel_package.in_place_kernel_table())
-        return table
+    def in_place_forms(self) -> Mapping[str, InPlace]:
+        """The reference in-place forms with the Triton kernels in their place (the donated
+        cache's update runs our kernel on the buffer the runtime passed in), plus those of
+        the target's fused ops (`triton.*`), whose updated operand the kernels name."""
+        forms: dict[str, InPlace] = dict(super().in_place_forms())
+        package = self.kernel_package
+        operands = package.in_place_operands() if hasattr(package, "in_place_operands") else {}
+        for op, kernel in package.in_place_kernel_table().items():
+            if op in forms:
+                forms[op] = replace(forms[op], fn=kernel)
+            elif op in operands:
+                forms[op] = InPlace(kernel, operands[op], operands[op])
+        return forms
 
     def run(self, entry: str, inputs: list[torch.Tensor]) -> list[Any]:
         moved = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]

@@ -4,9 +4,11 @@ Every module exports ``KERNELS: dict[op name -> wrapper]``; a wrapper has exactl
 signature of the op's reference semantics (`mlacc.runtime.semantics`). ``FUSED_KERNELS`` are
 the kernels of the target's plan-level fusions (op names ``triton.*``). `kernel_table`
 collects them all. A module may also export ``IN_PLACE_KERNELS`` (op name -> the form that
-updates a donated buffer in place, as `semantics.registry.IN_PLACE`); `in_place_kernel_table`
-collects those. `KERNEL_MODULES` lists the modules it looks in (the attention and RoPE
-modules may be absent in a checkout: `kernel_modules` says which were found).
+updates a donated buffer in place, as `semantics.registry.IN_PLACE`) and, for fused ops the
+semantics do not know, ``IN_PLACE_OPERANDS`` (op name -> the operand it updates);
+`in_place_kernel_table` and `in_place_operands` collect those. `KERNEL_MODULES` lists the
+modules it looks in (the attention and RoPE modules may be absent in a checkout:
+`kernel_modules` says which were found).
 
 Set ``TRITON_INTERPRET=1`` before importing these modules to run them on CPU.
 """
@@ -33,6 +35,7 @@ OPTIONAL_MODULES = frozenset({"attention", "rope"})
 
 _table: dict[str, Callable[..., Any]] | None = None
 _in_place: dict[str, Callable[..., Any]] = {}
+_operands: dict[str, str] = {}
 _status: dict[str, str] = {}
 
 
@@ -51,6 +54,7 @@ def _load() -> dict[str, Callable[..., Any]]:
             kernels = {**getattr(module, "KERNELS", {}), **getattr(module, "FUSED_KERNELS", {})}
             table.update(kernels)
             _in_place.update(getattr(module, "IN_PLACE_KERNELS", {}))
+            _operands.update(getattr(module, "IN_PLACE_OPERANDS", {}))
             _status[name] = "loaded: " + ", ".join(sorted(kernels))
         _table = table
     return _table
@@ -65,6 +69,12 @@ def in_place_kernel_table() -> dict[str, Callable[..., Any]]:
     """Op name -> Triton wrapper that writes into its donated operand (`Step.in_place`)."""
     _load()
     return dict(_in_place)
+
+
+def in_place_operands() -> dict[str, str]:
+    """Fused op name -> the operand its in-place form updates (and returns)."""
+    _load()
+    return dict(_operands)
 
 
 def kernel_modules() -> dict[str, str]:

@@ -92,7 +92,8 @@ def compile_launch(launch: A.Launch, arch: int = 90) -> dict[str, Any]:
 
 
 def v3_launches(batch: int = 32, context: int = 4096, prefill: int = 1024) -> list[A.Launch]:
-    """The launches of the three ops at DeepSeek-V3 shapes (H=128, C=512, dr=64, bf16)."""
+    """The launches of the attention ops and the cache write (plain and with the kv norm) at
+    DeepSeek-V3 shapes (H=128, C=512, dr=64, bf16)."""
     meta, bf16 = torch.device("meta"), torch.bfloat16
     h, c, dr, dn, dv = 128, 512, 64, 128, 128
     cos = torch.empty(context, dr // 2, device=meta)
@@ -144,7 +145,21 @@ def v3_launches(batch: int = 32, context: int = 4096, prefill: int = 1024) -> li
         None,
         rope_layout="interleaved",
     )
-    return launches + plan
+    launches += plan
+    # the kv norm fused into the cache write: decode, and a prefill chunk
+    for b, s, p in ((batch, 1, pos), (1, prefill, qpos)):
+        plan, _ = A.plan_cache_update(
+            t(b, context, c + dr),
+            t(b, s, c + dr),
+            p,
+            cos,
+            cos,
+            None,
+            rope_layout="interleaved",
+            norm=(t(c), 1e-6),
+        )
+        launches += plan
+    return launches
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._common import round_to
 from .rope import load_rotated
 
 
@@ -389,6 +390,7 @@ def cache_update_kernel(
     cos_ptr,
     sin_ptr,
     bt_ptr,
+    w_ptr,
     S,
     E,
     n_plain,
@@ -396,6 +398,7 @@ def cache_update_kernel(
     n_slots,
     n_tab,
     page_size,
+    eps,
     sc_b,
     sc_t,
     se_b,
@@ -409,10 +412,13 @@ def cache_update_kernel(
     LAYOUT: tl.constexpr,
     ROTATE: tl.constexpr,
     PAGED: tl.constexpr,
+    NORM: tl.constexpr = False,
+    ROUND: tl.constexpr = 0,
 ):
     """Writes BLOCK_S entries of one sequence at their positions, RoPE on the last DR channels.
 
-    Grid ``(cdiv(S, BLOCK_S), B)``. Channels ``[0, n_plain)`` are copied, the rotary part (when
+    Grid ``(cdiv(S, BLOCK_S), B)``. Channels ``[0, n_plain)`` are copied (with NORM: RMSNorm'd
+    by the weight at `w_ptr` first, rounded to the entries' dtype), the rotary part (when
     ROTATE) is rotated by the position's table row. Positions outside ``[0, n_slots)`` are not
     written."""
     pid_s = tl.program_id(0)
@@ -432,6 +438,11 @@ def cache_update_kernel(
     cols = tl.arange(0, BLOCK_E)
     m = ok[:, None] & (cols < n_plain)[None, :]
     x = tl.load(ent_ptr + src[:, None] + cols[None, :], mask=m, other=0.0)
+    if NORM:
+        xf = x.to(tl.float32)
+        inv = tl.math.rsqrt(tl.sum(xf * xf, 1) / n_plain + eps)
+        w = tl.load(w_ptr + cols, mask=cols < n_plain, other=0.0).to(tl.float32)
+        x = round_to(xf * inv[:, None] * w[None, :], ROUND).to(ent_ptr.dtype.element_ty)
     tl.store(cache_ptr + dst[:, None] + cols[None, :], x.to(dtype), mask=m)
     if ROTATE:
         pe = load_rotated(

@@ -30,6 +30,7 @@ from ._attention_kernels import (
     latent_attention_kernel,
     lse_combine_kernel,
 )
+from ._common import round_mode
 from .rope import layout_code, rope_block
 
 _LOG2E = 1.4426950408889634
@@ -441,8 +442,10 @@ def plan_cache_update(
     block_table: torch.Tensor | None,
     *,
     rope_layout: str,
+    norm: tuple[torch.Tensor, float] | None = None,
 ) -> tuple[list[Launch], torch.Tensor]:
-    """The launch of `cache_update` (into `cache` itself).
+    """The launch of `cache_update` (into `cache` itself); with `norm` = (weight, eps) the
+    channels before the rotary part are RMSNorm'd on the way.
 
     One program writes up to 16 entries of one sequence (a 1-2 KiB row each: a pure copy, so
     the heuristic only keeps programs few and rows many)."""
@@ -454,6 +457,11 @@ def plan_cache_update(
     dr = 2 * rope_cos.shape[1] if rope_cos is not None else 0
     entries, positions = _channels_last(entries), positions.contiguous()
     bt = block_table.contiguous() if block_table is not None else positions
+    if norm is not None and norm[0].shape != (e - dr,):
+        raise ValueError(
+            f"{what}: norm weight of shape {tuple(norm[0].shape)} for {e - dr} latent channels"
+        )
+    weight = norm[0].contiguous() if norm is not None else entries
     block_s = min(16, triton.next_power_of_2(max(s, 1)))
     grid = (triton.cdiv(s, block_s), b)
     args = (
@@ -463,6 +471,7 @@ def plan_cache_update(
         cos,
         sin,
         bt,
+        weight,
         s,
         e,
         e - dr,
@@ -470,6 +479,7 @@ def plan_cache_update(
         _slots(cache, block_table),
         n_tab,
         cache.shape[1] if block_table is not None else 1,
+        float(norm[1]) if norm is not None else 0.0,
         cache.stride(0),
         cache.stride(1),
         entries.stride(0),
@@ -480,11 +490,13 @@ def plan_cache_update(
     )
     meta = {
         "BLOCK_S": block_s,
-        "BLOCK_E": triton.next_power_of_2(e),
+        "BLOCK_E": triton.next_power_of_2(max(e - dr, 1)),
         "BLOCK_DR": rope_block(max(dr, 2)),
         "LAYOUT": layout,
         "ROTATE": rotate,
         "PAGED": block_table is not None,
+        "NORM": norm is not None,
+        "ROUND": round_mode(entries.dtype) if norm is not None else 0,
     }
     return [Launch(cache_update_kernel, grid, args, meta)], cache
 
@@ -533,20 +545,82 @@ def cache_update(
     )
 
 
+def norm_cache_update_(
+    cache: torch.Tensor,
+    kv: torch.Tensor,
+    norm_weight: torch.Tensor,
+    positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
+    *,
+    eps: float,
+    rope_layout: str = "none",
+) -> torch.Tensor:
+    """``triton.norm_cache_update`` in place: the `mla.cache_update` of
+    ``cat([rms_norm(kv[..., :C], norm_weight), kv[..., C:]], -1)`` (C = the weight's length,
+    the rest the rotary part) written into `cache` (returned) in one kernel."""
+    return _run(
+        plan_cache_update(
+            cache,
+            kv,
+            positions,
+            rope_cos,
+            rope_sin,
+            block_table,
+            rope_layout=rope_layout,
+            norm=(norm_weight, eps),
+        )
+    )
+
+
+def norm_cache_update(
+    cache: torch.Tensor,
+    kv: torch.Tensor,
+    norm_weight: torch.Tensor,
+    positions: torch.Tensor,
+    rope_cos: torch.Tensor | None = None,
+    rope_sin: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
+    *,
+    eps: float,
+    rope_layout: str = "none",
+) -> torch.Tensor:
+    """``triton.norm_cache_update`` with value semantics (a written copy of `cache`)."""
+    return norm_cache_update_(
+        cache.clone(memory_format=torch.contiguous_format),
+        kv,
+        norm_weight,
+        positions,
+        rope_cos,
+        rope_sin,
+        block_table,
+        eps=eps,
+        rope_layout=rope_layout,
+    )
+
+
 KERNELS: dict[str, Callable[..., torch.Tensor]] = {
     "mla.latent_attention": latent_attention,
     "mla.decoupled_attention": decoupled_attention,
     "mla.cache_update": cache_update,
 }
 
+# The plan fusion of the kv norm into the cache write (`backends/triton/fusion.py`).
+FUSED_KERNELS: dict[str, Callable[..., Any]] = {"triton.norm_cache_update": norm_cache_update}
+
 # In-place forms (`semantics.registry.IN_PLACE`): what a step that updates a donated buffer
-# runs (`TritonExecutor.in_place_kernels`).
-IN_PLACE_KERNELS: dict[str, Callable[..., torch.Tensor]] = {
+# runs (`TritonExecutor.in_place_forms`); for a fused op, the operand it updates.
+IN_PLACE_KERNELS: dict[str, Callable[..., Any]] = {
     "mla.cache_update": cache_update_,
+    "triton.norm_cache_update": norm_cache_update_,
 }
+IN_PLACE_OPERANDS = {"triton.norm_cache_update": "cache"}
 
 __all__ = [
+    "FUSED_KERNELS",
     "IN_PLACE_KERNELS",
+    "IN_PLACE_OPERANDS",
     "KERNELS",
     "LatentConfig",
     "PrefillConfig",
@@ -555,5 +629,7 @@ __all__ = [
     "decoupled_attention",
     "latent_attention",
     "latent_config",
+    "norm_cache_update",
+    "norm_cache_update_",
     "prefill_config",
 ]

@@ -7,9 +7,14 @@ choice, group scores (sum of the top two, or the max), the ``topk_group`` best g
 ``top_k`` rounds of arg-max over the kept experts all stay in registers. Exact ties pick the
 lowest index; `torch.topk` leaves their order unspecified (on CPU it often picks others), so
 on exactly tied scores the ids may differ from the semantics' while the weights agree.
+
+``triton.router_shared`` (a plan fusion) also writes the merged shared experts' columns (fixed
+ids, weight 1) after the top-k, so no ``new_full`` + ``cat`` per call builds them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import triton
@@ -46,6 +51,9 @@ def _router_kernel(
     TOP2_SUM: tl.constexpr,
     TOP_K: tl.constexpr,
     NORM: tl.constexpr,
+    N_SHARED: tl.constexpr,
+    SHARED_FIRST: tl.constexpr,
+    SHARED_WEIGHT: tl.constexpr,
     BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_E: tl.constexpr,
@@ -118,16 +126,21 @@ def _router_kernel(
     if NORM:
         top_w = top_w / (tl.sum(top_w, 1)[:, None] + 1e-20)
     top_w = top_w * route_scale
-    mask = mask_t[:, None] & (ok[None, :] < TOP_K)
-    out = rows[:, None] * TOP_K + ok[None, :]
+    if N_SHARED > 0:  # the shared experts' columns: fixed ids, fixed weight
+        shared = ok[None, :] >= TOP_K
+        top_w = tl.where(shared, SHARED_WEIGHT, top_w)
+        top_i = tl.where(shared, (SHARED_FIRST - TOP_K + ok[None, :]).to(tl.int64), top_i)
+    width = TOP_K + N_SHARED
+    mask = mask_t[:, None] & (ok[None, :] < width)
+    out = rows[:, None] * width + ok[None, :]
     tl.store(weights_ptr + out, top_w, mask=mask)
     tl.store(indices_ptr + out, top_i, mask=mask)
 
 
-def router(
+def _route(
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
+    bias: torch.Tensor | None,
     *,
     score_func: str,
     top_k: int,
@@ -136,8 +149,9 @@ def router(
     group_score: str,
     route_scale: float,
     norm_topk_prob: bool,
+    shared: tuple[int, int, float] = (0, 0, 1.0),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`moe.router`: ``(weights [N,K] fp32, indices [N,K] int64)``; see the semantics."""
+    """One router launch; `shared` = (count, first id, weight) of the columns appended."""
     if score_func not in ("sigmoid", "softmax"):
         raise ValueError(f"moe.router: unknown score_func '{score_func}' (sigmoid or softmax)")
     if n_groups > 1 and group_score not in ("top2_sum", "max"):
@@ -149,8 +163,10 @@ def router(
     w = weight if weight.stride(-1) == 1 else weight.contiguous()
     n, d = x2.shape
     e = w.shape[0]
-    weights = torch.empty((n, top_k), dtype=torch.float32, device=x.device)
-    indices = torch.empty((n, top_k), dtype=torch.int64, device=x.device)
+    n_shared, shared_first, shared_weight = shared
+    width = top_k + n_shared
+    weights = torch.empty((n, width), dtype=torch.float32, device=x.device)
+    indices = torch.empty((n, width), dtype=torch.int64, device=x.device)
     block_e = next_pow2(e, 16)
     block_t = 16
     block_d = 32 if INTERPRET else (32 if block_e >= 256 else 64)
@@ -174,15 +190,66 @@ def router(
         TOP2_SUM=group_score == "top2_sum",
         TOP_K=top_k,
         NORM=bool(norm_topk_prob),
+        N_SHARED=n_shared,
+        SHARED_FIRST=shared_first,
+        SHARED_WEIGHT=float(shared_weight),
         BLOCK_T=block_t,
         BLOCK_D=block_d,
         BLOCK_E=block_e,
         BLOCK_G=next_pow2(n_groups, 2),
-        BLOCK_K=next_pow2(top_k, 2),
+        BLOCK_K=next_pow2(width, 2),
         num_warps=8 if block_e >= 256 else 4,
     )
     lead = x.shape[:-1]
-    return weights.reshape(*lead, top_k), indices.reshape(*lead, top_k)
+    return weights.reshape(*lead, width), indices.reshape(*lead, width)
+
+
+def router(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    score_func: str,
+    top_k: int,
+    n_groups: int,
+    topk_group: int,
+    group_score: str,
+    route_scale: float,
+    norm_topk_prob: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`moe.router`: ``(weights [N,K] fp32, indices [N,K] int64)``; see the semantics."""
+    return _route(
+        x,
+        weight,
+        bias,
+        score_func=score_func,
+        top_k=top_k,
+        n_groups=n_groups,
+        topk_group=topk_group,
+        group_score=group_score,
+        route_scale=route_scale,
+        norm_topk_prob=norm_topk_prob,
+    )
+
+
+def router_shared(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    shared_count: int,
+    shared_first: int,
+    shared_weight: float,
+    **router_attrs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`moe.router` with the shared experts merged in as always-chosen experts:
+    ``(weights [N, K+m], indices [N, K+m])`` whose last m columns are the ids
+    ``shared_first .. shared_first+m-1`` with weight `shared_weight` (what moe-group-experts'
+    ``new_full`` + ``cat`` after the router build, in the router's own store)."""
+    return _route(
+        x, weight, bias, shared=(shared_count, shared_first, shared_weight), **router_attrs
+    )
 
 
 KERNELS = {"moe.router": router}
+FUSED_KERNELS = {"triton.router_shared": router_shared}

@@ -309,6 +309,32 @@ def test_cache_update_value_and_in_place(dtype: torch.dtype, layout: str, paged:
         assert (pool[0] == 1e4).all()  # scratch block untouched
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("paged", [False, True])
+def test_norm_cache_update_is_norm_cat_update(dtype: torch.dtype, paged: bool) -> None:
+    """`triton.norm_cache_update` = ``rms_norm`` of the latent channels, ``cat`` with the
+    rotary ones, `mla.cache_update` (value and in-place forms)."""
+    g = _gen(23)
+    b, s, slots, c, dr = 2, 5, 32, 32, 16
+    cache = _randn(g, b, slots, c + dr, dtype=dtype)
+    kv = _randn(g, b, s, c + dr, dtype=dtype)
+    weight = _randn(g, c, dtype=dtype)
+    positions = torch.stack([torch.randperm(slots, generator=g)[:s] for _ in range(b)])
+    positions = positions.to(DEVICE)
+    cos, sin = _tables("interleaved", dr)
+    entries = torch.cat([sem.rms_norm(kv[..., :c], weight, eps=1e-6), kv[..., c:]], -1)
+    ref = sem.cache_update(cache, entries, positions, cos, sin, rope_layout="interleaved")
+    kw = {"eps": 1e-6, "rope_layout": "interleaved"}
+    target, table = _paged(cache, 8, g) if paged else (cache.clone(), None)
+    before = target.clone()
+    value = A.norm_cache_update(target, kv, weight, positions, cos, sin, table, **kw)
+    assert value is not target and torch.equal(target, before)
+    out = A.norm_cache_update_(target, kv, weight, positions, cos, sin, table, **kw)
+    assert out is target and torch.equal(value, target)
+    logical = target[table.long()].reshape(b, slots, c + dr) if paged else target
+    torch.testing.assert_close(logical, ref, **TOL[dtype])
+
+
 def test_cache_update_drops_positions_outside_the_cache() -> None:
     g = _gen(22)
     cache = _randn(g, 1, 8, 16)

@@ -85,6 +85,25 @@ def test_router(name: str, dtype: torch.dtype, device) -> None:
     torch.testing.assert_close(weights, want_w, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shared", [1, 2])
+@pytest.mark.parametrize("name", ["v3-sigmoid-groups", "v2-softmax-group-max"])
+def test_router_shared_appends_the_shared_columns(name: str, shared: int, device) -> None:
+    """`triton.router_shared` = the router's result + m columns of ids E, E+1, ... with
+    weight 1 (what moe-group-experts' ``new_full`` + ``cat`` build)."""
+    cfg = ROUTERS[name]
+    x = _rand(21, 64, seed=3, device=device)
+    w = _rand(16, 64, seed=4, device=device)
+    bias = _rand(16, seed=5, device=device, scale=0.2) if cfg["score_func"] == "sigmoid" else None
+    weights, indices = router.router_shared(
+        x, w, bias, shared_count=shared, shared_first=16, shared_weight=1.0, **cfg
+    )
+    want_w, want_i = sem_moe.router(x, w, bias, **cfg)
+    ids = torch.arange(16, 16 + shared, device=device).expand(21, shared)
+    assert torch.equal(indices, torch.cat([want_i, ids], 1))
+    want_w = torch.cat([want_w, torch.ones(21, shared, device=device)], 1)
+    torch.testing.assert_close(weights, want_w, rtol=1e-5, atol=1e-6)
+
+
 def test_router_ties_select_valid_experts(device) -> None:
     """All-equal scores (zero logits): the kernel takes the lowest indices; torch.topk's order
     among equal values is unspecified, so only the weights and the rules are compared."""

@@ -538,7 +538,9 @@ def _print_sm90(art) -> None:
     print(f"{report['arch']} (Triton {report['triton']}): registers and spills per kernel config")
     for r in report["launches"]:
         blocks = " ".join(f"{k}={v}" for k, v in r["blocks"].items())
-        spill = f"SPILLS {r['stack_bytes']} B stack" if r["spills"] else "no spills"
+        spill = f"SPILLS {r['spill_bytes']} B" if r["spills"] else "no spills"
+        if r["stack_bytes"]:
+            spill += f", {r['stack_bytes']} B stack frame"
         print(
             f"{r['kernel']}  [{', '.join(r['ops'])}]  warps={r['num_warps']} "
             f"stages={r['num_stages']} {blocks}  {r['registers']} regs, {spill}, "

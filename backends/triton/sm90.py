@@ -5,9 +5,10 @@ No GPU is needed: the artifact's kernel package is imported with the Triton inte
 step's shapes while `JITFunction.run` only records the launch (kernel, arguments, warps,
 stages), and each distinct launch is compiled with
 ``triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", 90, 32))``;
-``cuobjdump -res-usage`` (shipped with Triton) reads registers, stack (spills) and shared
-memory from the cubin. The launches are those the wrappers choose on a GPU (the interpreter's
-few-large-programs heuristics are off in this import).
+``cuobjdump -res-usage`` (shipped with Triton) reads registers, stack and shared memory from
+the cubin, and where there is a stack frame ``ptxas -v`` says how much of it is spills. The
+launches are those the wrappers choose on a GPU (the interpreter's few-large-programs
+heuristics are off in this import).
 
 Whatever cannot be checked (a wrapper that needs real data, a compile error, no cuobjdump, the
 time budget spent) is listed under ``skipped`` with its reason, never dropped. Compiles hit
@@ -37,6 +38,8 @@ from ...runtime.executors.triton_sources import load_kernel_package, sources_dig
 from ...runtime.plan import Plan
 
 ARCH = 90
+# Version of a cached result's fields (2: spill bytes from ptxas -v).
+_FORMAT = 2
 # Launch options of `kernel[grid](...)` that are not kernel arguments.
 _OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion")
 _PTR = {
@@ -201,7 +204,7 @@ def _launch(jit: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
 def _key(spec: Mapping[str, Any], digest: str, arch: int) -> str:
     import triton
 
-    text = json.dumps([spec, digest, arch, str(triton.__version__)], sort_keys=True)
+    text = json.dumps([spec, digest, arch, str(triton.__version__), _FORMAT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -228,9 +231,39 @@ def _resources(cubin: bytes) -> dict[str, int]:
     return found
 
 
+def _ptxas(arch: int) -> Path:
+    """The ptxas Triton itself assembles ``sm_<arch>`` PTX with (3.9 ships two)."""
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+
+        return Path(get_ptxas(arch).path)
+    except ImportError:  # Triton 3.6: one bundled ptxas
+        import triton
+
+        tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+        if not tool.is_file():
+            raise Skip(f"no ptxas at {tool}") from None
+        return tool
+
+
+def _spill_bytes(ptx: str, arch: int) -> int:
+    """Bytes of spill stores + loads ``ptxas -v`` (shipped with Triton) reports for the PTX: a
+    stack frame is not a spill by itself (libdevice's sin/cos range reduction uses one)."""
+    tool = _ptxas(arch)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "kernel.ptx"
+        src.write_text(ptx)
+        cmd = [str(tool), "-v", f"--gpu-name=sm_{arch}a", str(src), "-o", str(Path(tmp) / "k")]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    found = re.findall(r"(\d+) bytes spill (?:stores|loads)", done.stdout + done.stderr)
+    if not found:
+        raise Skip("ptxas -v printed no spill counts")
+    return sum(int(n) for n in found)
+
+
 def compile_launch(package: Any, spec: Mapping[str, Any], arch: int = ARCH) -> dict[str, Any]:
     """Compiles one launch of `package`'s kernels for ``sm_<arch>``: registers, stack/local
-    bytes (spills), shared memory."""
+    bytes, spill bytes, shared memory."""
     import importlib
 
     import triton
@@ -243,6 +276,8 @@ def compile_launch(package: Any, spec: Mapping[str, Any], arch: int = ARCH) -> d
     source = ASTSource(jit, dict(spec["signature"]), dict(spec["constants"]), attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=spec["options"])
     res = _resources(compiled.asm["cubin"])
+    stack = res.get("STACK", 0) + res.get("LOCAL", 0)
+    spill = _spill_bytes(compiled.asm["ptx"], arch) if stack else 0
     return {
         "kernel": spec["kernel"],
         "num_warps": spec["options"]["num_warps"],
@@ -256,7 +291,8 @@ def compile_launch(package: Any, spec: Mapping[str, Any], arch: int = ARCH) -> d
         "stack_bytes": res.get("STACK", 0),
         "local_bytes": res.get("LOCAL", 0),
         "shared_bytes": res.get("SHARED", 0),
-        "spills": bool(res.get("STACK", 0) or res.get("LOCAL", 0)),
+        "spill_bytes": spill,
+        "spills": spill > 0,
     }
 
 
@@ -382,7 +418,7 @@ def check(
 def summary(report: Mapping[str, Any]) -> str:
     """One line for the compile summary."""
     launches = report.get("launches", [])
-    spilled = [f"{r['kernel']} ({r['stack_bytes']} B stack)" for r in launches if r["spills"]]
+    spilled = [f"{r['kernel']} ({r['spill_bytes']} B)" for r in launches if r["spills"]]
     regs = max((r["registers"] for r in launches), default=0)
     line = (
         f"{report['arch']}: {len(launches)} kernel configs compiled, max {regs} registers, "

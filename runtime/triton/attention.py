@@ -132,6 +132,7 @@ def latent_config(
     latent: int,
     entry_bytes: int,
     sms: int = _DEFAULT_SMS,
+    element_bytes: int = 2,
 ) -> LatentConfig:
     """Heuristic launch parameters for `rows = S*H` query rows over `slots` KV slots of
     `entry_bytes` each (latent + rope part).
@@ -141,7 +142,9 @@ def latent_config(
       programs of one sequence are adjacent in the grid so that their repeated reads hit L2.
       Measured on sm_90 (compile only, bf16, 576-wide entries): 32 rows x 8 warps 175 regs, no
       spill; 64 rows x 8 warps 255 regs + 176 B stack; 16 rows x 4 warps 188 regs.
-    - ``num_warps``: 8 from 16 x 512 (or 32 x 256) row-channels of fp32 accumulator on, else 4.
+    - ``num_warps``: 8 from 16 x 512 (or 32 x 256) row-channels of fp32 accumulator or scores
+      on (counted twice for fp32 cache entries: 64 rows x 64 slots x 32 channels in fp32 at 4
+      warps is 255 regs + 136 B stack, at 8 warps 186 regs), else 4.
     - ``block_n``: 32 slots of 576 bf16 values (36 KiB a stage, 2 stages) at latent >= 256,
       64 below.
     - ``num_splits``: enough programs for two waves over the SMs, but no more splits than keep
@@ -151,7 +154,8 @@ def latent_config(
     block_c = max(16, triton.next_power_of_2(latent))
     block_r = min(32 if block_c >= 512 else 64, max(16, triton.next_power_of_2(rows)))
     block_n = 32 if block_c >= 256 else 64
-    num_warps = 8 if block_r * block_c >= 16 * 512 else 4
+    tile = block_r * max(block_c, block_n) * (2 if element_bytes >= 4 else 1)
+    num_warps = 8 if tile >= 16 * 512 else 4
     programs = batch * triton.cdiv(rows, block_r)
     want = triton.cdiv(2 * sms, programs)
     kv_bytes = slots * entry_bytes
@@ -190,7 +194,8 @@ def plan_latent_attention(
     rows, slots = s * h, _slots(kv_cache, block_table)
     if config is None:
         sms = _sm_count(q_latent.device)
-        config = latent_config(b, rows, slots, c, (c + dr) * kv_cache.element_size(), sms)
+        elt = kv_cache.element_size()
+        config = latent_config(b, rows, slots, c, (c + dr) * elt, sms, element_bytes=elt)
     block_c = max(16, triton.next_power_of_2(c))
     chunk = triton.cdiv(triton.cdiv(slots, config.num_splits), config.block_n) * config.block_n
     n_split = triton.cdiv(slots, chunk)

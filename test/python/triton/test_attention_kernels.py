@@ -202,6 +202,10 @@ def test_latent_config_heuristic() -> None:
     assert one.num_splits > 8 and big.num_splits == 1
     assert one.block_r == big.block_r == 32 and big.num_warps == 8
     assert A.latent_config(batch=1, rows=16, slots=1024, latent=512, entry_bytes=1152).block_r == 16
+    # fp32 entries: a 64-row x 64-slot tile takes 8 warps (4 spill on sm_90)
+    tiny = {"batch": 1, "rows": 64, "slots": 256, "latent": 32, "entry_bytes": 40 * 4}
+    assert A.latent_config(**tiny, element_bytes=4).num_warps == 8
+    assert A.latent_config(**{**tiny, "entry_bytes": 80}).num_warps == 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -272,7 +272,8 @@ AOT = textwrap.dedent("""
     build(router._router_kernel, {"x_ptr": "*bf16", "w_ptr": "*fp32", "bias_ptr": "*fp32",
           "weights_ptr": "*fp32", "indices_ptr": "*i64", "route_scale": "fp32"},
           dict(SIGMOID=True, HAS_BIAS=True, N_GROUPS=8, TOPK_GROUP=4, TOP2_SUM=True, TOP_K=8,
-               NORM=True, BLOCK_T=16, BLOCK_D=32, BLOCK_E=256, BLOCK_G=8, BLOCK_K=8), warps=8)
+               NORM=True, N_SHARED=1, SHARED_FIRST=256, SHARED_WEIGHT=1.0, BLOCK_T=16,
+               BLOCK_D=32, BLOCK_E=256, BLOCK_G=8, BLOCK_K=16), warps=8)
     build(rmsnorm._rms_norm_kernel, {"x_ptr": "*bf16", "res_ptr": "*bf16", "w_ptr": "*bf16",
           "out_ptr": "*bf16", "res_out_ptr": "*bf16", "eps": "fp32"},
           dict(HAS_RESIDUAL=True, ROUND=1, BLOCK=8192, ROWS=1), warps=16)

@@ -313,7 +313,11 @@ def run(prepared: Path | None, small: bool, budget_s: float) -> dict[str, Any]:
     def attention() -> list[dict[str, Any]]:
         rows = [TA.bench_decode(b, t, att, bw) for b in batches for t in contexts]
         rows += [TA.bench_prefill(t, att, peak) for t in prefills]
-        rows += [TA.bench_cache_write(b, max(contexts), att, bw) for b in batches]
+        rows += [
+            TA.bench_cache_write(b, max(contexts), att, bw, norm=n)
+            for n in (False, True)
+            for b in batches
+        ]
         return rows
 
     def moe() -> list[dict[str, Any]]:
@@ -373,13 +377,13 @@ def table(results: dict[str, Any]) -> str:
         f"{r['copy_bandwidth_GBps']:.0f} GB/s, bf16 matmul {r['matmul_TFLOPs']:.0f} TFLOP/s"
         + (" (interpreter: numbers meaningless)" if results["interpreted"] else ""),
         "",
-        f"{'what':<14}{'B/tokens':>9}{'ctx':>7}{'triton us':>12}{'eager us':>12}"
+        f"{'what':<18}{'B/tokens':>9}{'ctx':>7}{'triton us':>12}{'eager us':>12}"
         f"{'compile us':>12}{'roof us':>11}{'roof %':>8}{'vs eager':>10}{'vs compile':>11}",
     ]
 
     def line(what, n, ctx, t, e, c, roof) -> None:
         lines.append(
-            f"{what:<14}{n:>9}{ctx:>7}{_us(t):>12}{_us(e):>12}{_us(c):>12}{_us(roof):>11}"
+            f"{what:<18}{n:>9}{ctx:>7}{_us(t):>12}{_us(e):>12}{_us(c):>12}{_us(roof):>11}"
             f"{_pct(roof / t if roof and t else None):>8}{_x(e, t):>10}{_x(c, t):>11}"
         )
 

@@ -7,8 +7,9 @@
 Decode (`mla.latent_attention`, absorbed MLA, 128 heads, latent 512 + rope 64, bf16) for batch
 {1, 32, 128} x context {1024, 4096, 16384}, full caches; causal prefill
 (`mla.decoupled_attention`, q/k 192, v 128); the cache write with fused RoPE
-(`mla.cache_update`). Beside each kernel: the same math in eager PyTorch (DeepSeek's public
-absorbed decode, SDPA for prefill, index_put for the cache write) and under `torch.compile`,
+(`mla.cache_update`), also with the kv norm fused (`triton.norm_cache_update`). Beside each
+kernel: the same math in eager PyTorch (DeepSeek's public absorbed decode, SDPA for prefill,
+index_put for the cache write, kv norm + cat before it) and under `torch.compile`,
 and the roof measured in the same run: bytes / device-to-device copy bandwidth (bytes read +
 written per second of a 1 GiB `copy_`) for decode and the cache write, FLOPs / bf16 8192^3
 matmul throughput for prefill. `roof %` is roof time / kernel time.
@@ -123,6 +124,15 @@ def eager_cache_write(cache, entries, positions):
     return cache
 
 
+def eager_norm_cache_write(cache, kv, weight, positions, eps=1e-6):
+    """DeepSeek's public decode before the absorbed attention: ``kv_norm`` of the latent
+    channels, ``cat`` with the rotary ones, the cache write."""
+    c = weight.shape[0]
+    latent = kv[..., :c].float()
+    latent = (latent * torch.rsqrt(latent.pow(2).mean(-1, keepdim=True) + eps)).type_as(kv)
+    return eager_cache_write(cache, torch.cat([latent * weight, kv[..., c:]], -1), positions)
+
+
 def _ratio(roof: float, t: float | None) -> float | None:
     return None if t is None else roof / t
 
@@ -202,20 +212,33 @@ def bench_prefill(tokens: int, shape: dict[str, int], peak: float) -> dict[str, 
     }
 
 
-def bench_cache_write(batch: int, context: int, shape: dict[str, int], bw: float) -> dict:
-    e, dr = shape["latent"] + shape["rope"], shape["rope"]
+def bench_cache_write(
+    batch: int, context: int, shape: dict[str, int], bw: float, *, norm: bool = False
+) -> dict:
+    """One decode token per sequence written (RoPE on the rope channels); with `norm`, the
+    kv norm fused into the write (`triton.norm_cache_update`) against its eager form."""
+    c, dr = shape["latent"], shape["rope"]
+    e = c + dr
     cache = torch.zeros(batch, context, e, device=DEVICE, dtype=torch.bfloat16)
     entries = torch.randn(batch, 1, e, device=DEVICE, dtype=torch.bfloat16)
+    weight = torch.rand(c, device=DEVICE, dtype=torch.bfloat16) + 0.5
     positions = torch.full((batch, 1), context // 2, device=DEVICE, dtype=torch.int64)
     cos, sin = (t.to(DEVICE) for t in sem_rope.tables(ROPE, dr, context))
-    ours = _bench(
-        lambda: A.cache_update_(cache, entries, positions, cos, sin, rope_layout="interleaved")
-    )
-    eager = _bench(lambda: eager_cache_write(cache, entries, positions))
+    rope = {"rope_layout": "interleaved"}
+    if norm:
+        ours = _bench(
+            lambda: A.norm_cache_update_(
+                cache, entries, weight, positions, cos, sin, eps=1e-6, **rope
+            )
+        )
+        eager = _bench(lambda: eager_norm_cache_write(cache, entries, weight, positions))
+    else:
+        ours = _bench(lambda: A.cache_update_(cache, entries, positions, cos, sin, **rope))
+        eager = _bench(lambda: eager_cache_write(cache, entries, positions))
     nbytes = 2 * entries.numel() * 2
     roof = nbytes / bw
     return {
-        "op": "cache_write",
+        "op": "norm_cache_write" if norm else "cache_write",
         "batch": batch,
         "context": context,
         "bytes": nbytes,
@@ -253,7 +276,11 @@ def main() -> None:
     bw, peak = copy_bandwidth(), matmul_flops()
     rows = [bench_decode(b, t, shape, bw) for b in batches for t in contexts]
     rows += [bench_prefill(t, shape, peak) for t in prefills]
-    rows += [bench_cache_write(b, max(contexts), shape, bw) for b in batches]
+    rows += [
+        bench_cache_write(b, max(contexts), shape, bw, norm=n)
+        for n in (False, True)
+        for b in batches
+    ]
     result = {
         "device": torch.cuda.get_device_name() if HAS_GPU else f"cpu ({platform.machine()})",
         "interpreted": not HAS_GPU,
@@ -269,11 +296,11 @@ def main() -> None:
         f"\ncopy bandwidth {bw / 1e9:.0f} GB/s, bf16 matmul {peak / 1e12:.0f} TFLOP/s"
         f"{' (interpreter: numbers meaningless)' if not HAS_GPU else ''}"
     )
-    head = f"{'op':12}{'B':>5}{'T':>7}{'triton us':>11}{'eager us':>11}{'compile us':>11}"
+    head = f"{'op':17}{'B':>5}{'T':>7}{'triton us':>11}{'eager us':>11}{'compile us':>11}"
     print(head + f"{'roof us':>11}{'triton':>9}{'paged':>9}{'eager':>9}{'compile':>9}")
     for r in rows:
         print(
-            f"{r['op']:12}{r['batch']:5}{r['context']:7}{_us(r['t_triton_s']):>11}"
+            f"{r['op']:17}{r['batch']:5}{r['context']:7}{_us(r['t_triton_s']):>11}"
             f"{_us(r['t_eager_s']):>11}{_us(r['t_compile_s']):>11}{_us(r['roof_s']):>11}"
             f"{_pct(r['roof_triton']):>9}{_pct(r.get('roof_triton_paged')):>9}"
             f"{_pct(r['roof_eager']):>9}{_pct(r['roof_compile']):>9}"

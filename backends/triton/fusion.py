@@ -14,7 +14,9 @@ Each rewrite replaces steps whose intermediate values nobody else reads by one s
   ``mla.cache_update``, where nothing else reads the normalized latent:
   ``triton.norm_cache_update`` (the norm in the cache write);
 - ``moe.router`` -> ``new_full`` + ``cat`` of the merged shared experts' columns (fixed ids,
-  weight 1; moe-group-experts): ``triton.router_shared`` (the router writes those columns).
+  weight 1; moe-group-experts): ``triton.router_shared`` (the router writes those columns);
+- ``cat`` on the last dim of ``mla.rms_norm`` results nothing else reads (MTP's normalized
+  embedding and hidden state): ``triton.rms_norm_cat`` (each norm writes its columns).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ...runtime.plan import Arg, Function, Step, lit, ref
+from ...runtime.plan import Arg, Function, Step, lit, lst, ref
 
 GROUPED = ("moe.grouped_matmul", "fp8.grouped_matmul")
 
@@ -65,6 +67,7 @@ def fuse_function(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]:
     made += _fuse_add_rms_norm(fn, info)
     made += _fuse_norm_cache_update(fn, info)
     made += _fuse_router_shared(fn, info)
+    made += _fuse_rms_norm_cat(fn, info)
     return made
 
 
@@ -358,4 +361,32 @@ def _fuse_router_shared(fn: Function, info: dict[int, ValueInfo]) -> Counter[str
             made["triton.router_shared"] += 1
             changed = True
             break
+    return made
+
+
+def _fuse_rms_norm_cat(fn: Function, info: dict[int, ValueInfo]) -> Counter[str]:
+    made: Counter[str] = Counter()
+    uses, producer = _uses(fn), _producer(fn)
+    drop: set[int] = set()
+    for i, step in enumerate(fn.steps):
+        parts = _cat_of(step, info)
+        if parts is None or len(parts) < 2 or step.results[0] not in info:
+            continue
+        norms = [producer.get(p, (-1, None)) for p in parts]
+        if any(
+            n is None or n.op != "mla.rms_norm" or uses[p] != 1 for p, (_, n) in zip(parts, norms)
+        ):
+            continue
+        if any(info.get(p) is None or info[p].dtype != info[step.results[0]].dtype for p in parts):
+            continue
+        fn.steps[i] = Step(
+            "triton.rms_norm_cat",
+            [lst([n.args[0] for _, n in norms]), lst([n.args[1] for _, n in norms])],
+            list(step.results),
+            {"eps": [n.attrs["eps"] for _, n in norms]},
+            step.loc,
+        )
+        drop.update(k for k, _ in norms)
+        made["triton.rms_norm_cat"] += 1
+    fn.steps = [s for k, s in enumerate(fn.steps) if k not in drop]
     return made

@@ -50,14 +50,21 @@ def _rms_norm_kernel(
 
 
 def _launch(
-    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float
+    x: torch.Tensor,
+    residual: torch.Tensor | None,
+    weight: torch.Tensor,
+    eps: float,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One launch; `out`: the rows ``[N, D]`` (any row stride) to write instead of a new
+    buffer."""
     check_device(x, weight, residual)
     d = x.shape[-1]
     x2 = x.reshape(-1, d)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
-    out = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
+    if out is None:
+        out = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
     res2 = res_out = None
     if residual is not None:
         res2 = residual.reshape(-1, d)
@@ -107,5 +114,22 @@ def add_rms_norm(
     return s, out
 
 
+def rms_norm_cat(
+    xs: list[torch.Tensor], weights: list[torch.Tensor], *, eps: list[float]
+) -> torch.Tensor:
+    """``cat([rms_norm(x_i, w_i, eps_i) ...], -1)``: each norm writes its columns of the one
+    result (no per-part buffers, no copy)."""
+    lead, widths = xs[0].shape[:-1], [x.shape[-1] for x in xs]
+    out = torch.empty((*lead, sum(widths)), dtype=xs[0].dtype, device=xs[0].device)
+    rows = out.view(-1, sum(widths))
+    start = 0
+    for x, w, e, d in zip(xs, weights, eps, widths, strict=True):
+        if x.shape[:-1] != lead or x.dtype != out.dtype:
+            raise ValueError(f"rms_norm_cat: part {tuple(x.shape)} {x.dtype} does not fit")
+        _launch(x, None, w, e, rows[:, start : start + d])
+        start += d
+    return out
+
+
 KERNELS = {"mla.rms_norm": rms_norm}
-FUSED_KERNELS = {"triton.add_rms_norm": add_rms_norm}
+FUSED_KERNELS = {"triton.add_rms_norm": add_rms_norm, "triton.rms_norm_cat": rms_norm_cat}

@@ -141,3 +141,44 @@ def test_router_stays_where_its_result_is_read_or_the_ids_are_not_consecutive() 
     assert len(fn.steps) == len(read)
     fn = _function(_router_steps(second_id=10), [15, 16], [0, 1])
     assert not fuse_function(fn, dict(ROUTER_INFO))
+
+
+# --------------------------------------------------------------------------------------------
+# triton.rms_norm_cat: cat on the last dim of rms_norm results (MTP)
+
+# values: 0/1 embedding / hidden [1,4,16], 2/3 weights [16]; 10/11 norms, 12 cat [1,4,32]
+NORM_INFO = {
+    0: ValueInfo((1, 4, 16), F32),
+    1: ValueInfo((1, 4, 16), F32),
+    2: ValueInfo((16,), F32),
+    3: ValueInfo((16,), F32),
+    10: ValueInfo((1, 4, 16), F32),
+    11: ValueInfo((1, 4, 16), F32),
+    12: ValueInfo((1, 4, 32), F32),
+}
+
+
+def _norm_cat_steps(dim: int = -1) -> list[Step]:
+    return [
+        Step("mla.rms_norm", [ref(0), ref(2)], [10], {"eps": 1e-6}),
+        Step("mla.rms_norm", [ref(1), ref(3)], [11], {"eps": 1e-5}),
+        Step("torch.aten.cat", [lst([ref(10), ref(11)]), lit(dim)], [12]),
+    ]
+
+
+def test_norms_write_into_their_cat() -> None:
+    fn = _function(_norm_cat_steps(), [12], [0, 1, 2, 3])
+    assert fuse_function(fn, dict(NORM_INFO)) == {"triton.rms_norm_cat": 1}
+    (step,) = fn.steps
+    assert step.op == "triton.rms_norm_cat" and step.results == [12]
+    assert step.args == [lst([ref(0), ref(1)]), lst([ref(2), ref(3)])]
+    assert step.attrs == {"eps": [1e-6, 1e-5]}
+
+
+def test_norms_stay_where_read_twice_or_joined_on_another_dim() -> None:
+    read = [*_norm_cat_steps(), Step("torch.aten.sum", [ref(10)], [13])]
+    fn = _function(read, [12, 13], [0, 1, 2, 3])
+    assert not fuse_function(fn, dict(NORM_INFO))
+    info = {**NORM_INFO, 12: ValueInfo((1, 8, 16), F32)}
+    fn = _function(_norm_cat_steps(dim=1), [12], [0, 1, 2, 3])
+    assert not fuse_function(fn, info)

@@ -41,6 +41,17 @@ def test_rms_norm(dtype: torch.dtype, device) -> None:
     _close(normed, sem_mla.rms_norm(x + r, w, eps=1e-6))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_cat_writes_each_norm_into_its_columns(dtype: torch.dtype, device) -> None:
+    """`triton.rms_norm_cat` = ``cat`` of the norms (MTP's embedding and hidden state)."""
+    a = _rand(2, 3, 64, seed=0, dtype=dtype, device=device)
+    b = _rand(2, 3, 48, seed=1, dtype=dtype, device=device, scale=3.0)
+    wa, wb = _rand(64, seed=2, device=device), _rand(48, seed=3, device=device)
+    got = rmsnorm.rms_norm_cat([a, b], [wa, wb], eps=[1e-6, 1e-5])
+    want = torch.cat([sem_mla.rms_norm(a, wa, eps=1e-6), sem_mla.rms_norm(b, wb, eps=1e-5)], -1)
+    _close(got, want)
+
+
 ROUTERS = {
     "v3-sigmoid-groups": {
         "score_func": "sigmoid",

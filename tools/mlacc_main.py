@@ -538,7 +538,8 @@ def _print_sm90(art) -> None:
     print(f"{report['arch']} (Triton {report['triton']}): registers and spills per kernel config")
     for r in report["launches"]:
         blocks = " ".join(f"{k}={v}" for k, v in r["blocks"].items())
-        spill = f"SPILLS {r['spill_bytes']} B" if r["spills"] else "no spills"
+        # artifacts from before spill_bytes counted any stack frame as a spill
+        spill = f"SPILLS {r.get('spill_bytes', r['stack_bytes'])} B" if r["spills"] else "no spills"
         if r["stack_bytes"]:
             spill += f", {r['stack_bytes']} B stack frame"
         print(

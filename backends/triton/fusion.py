@@ -292,15 +292,17 @@ def _fuse_norm_cache_update(fn: Function, info: dict[int, ValueInfo]) -> Counter
 
 
 def _filled_columns(
-    fn: Function, cat: Step, first: int, producer: dict[int, tuple[int, Step]]
+    cat: Step, first: int, producer: dict[int, tuple[int, Step]], uses: Counter[int]
 ) -> tuple[list[float | int], list[int]] | None:
     """The fill of each column a ``cat`` appends after `first` (all ``new_full`` like
-    `first`, default dtype) and those steps' indices, else None."""
+    `first`, default dtype, read by the cat alone) and those steps' indices, else None."""
     fills: list[float | int] = []
     steps: list[int] = []
     for r in _refs(cat.args)[1:]:
         k, nf = producer.get(r, (-1, None))
         if nf is None or nf.op != "torch.aten.new_full" or _ref_of(nf.args[0]) != first:
+            return None
+        if uses[r] != 1:
             return None
         size, fill = nf.args[1].get("list", []), nf.args[2].get("lit")
         if len(size) != 2 or not isinstance(size[1].get("lit"), int) or fill is None:
@@ -317,7 +319,7 @@ def _fuse_router_shared(fn: Function, info: dict[int, ValueInfo]) -> Counter[str
     changed = True
     while changed:
         changed = False
-        consumers, producer = _consumers(fn), _producer(fn)
+        consumers, producer, uses = _consumers(fn), _producer(fn), _uses(fn)
         for i, step in enumerate(fn.steps):
             if step.op != "moe.router" or None in step.results:
                 continue
@@ -328,7 +330,7 @@ def _fuse_router_shared(fn: Function, info: dict[int, ValueInfo]) -> Counter[str
                 parts = _cat_of(cats[0][1], info) if len(cats) == 1 else None
                 if parts is None or parts[0] != value or cats[0][1].results[0] is None:
                     break
-                filled = _filled_columns(fn, cats[0][1], value, producer)
+                filled = _filled_columns(cats[0][1], value, producer, uses)
                 if filled is None or len(users) != 1 + len(filled[1]):
                     break  # another reader of the router's result
                 found.append((cats[0], *filled))

@@ -6,7 +6,8 @@ step's shapes while `JITFunction.run` only records the launch (kernel, arguments
 stages), and each distinct launch is compiled with
 ``triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", 90, 32))``;
 ``cuobjdump -res-usage`` (shipped with Triton) reads registers, stack and shared memory from
-the cubin, and where there is a stack frame ``ptxas -v`` says how much of it is spills. The
+the cubin, and where there is a stack frame Triton's own ``ptxas -v`` log says how much of it
+is spills. The
 launches are those the wrappers choose on a GPU (the interpreter's few-large-programs
 heuristics are off in this import).
 
@@ -18,8 +19,10 @@ costs little.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
+import io
 import json
 import os
 import re
@@ -38,8 +41,8 @@ from ...runtime.executors.triton_sources import load_kernel_package, sources_dig
 from ...runtime.plan import Plan
 
 ARCH = 90
-# Version of a cached result's fields (2: spill bytes from ptxas -v).
-_FORMAT = 2
+# Version of a cached result's fields (3: spill bytes from Triton's ptxas -v log).
+_FORMAT = 3
 # Launch options of `kernel[grid](...)` that are not kernel arguments.
 _OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion")
 _PTR = {
@@ -231,33 +234,24 @@ def _resources(cubin: bytes) -> dict[str, int]:
     return found
 
 
-def _ptxas(arch: int) -> Path:
-    """The ptxas Triton itself assembles ``sm_<arch>`` PTX with (3.9 ships two)."""
+def _spill_bytes(source: Any, target: Any, options: Mapping[str, Any]) -> int:
+    """Bytes of spill stores + loads in the log of Triton's own ``ptxas -v`` run for this
+    compile (recompiled with the log on: a stack frame alone is not a spill; libdevice's
+    sin/cos range reduction keeps one)."""
+    import triton
+    from triton import knobs
+
+    old = knobs.compilation.always_compile, knobs.nvidia.dump_ptxas_log
+    knobs.compilation.always_compile = knobs.nvidia.dump_ptxas_log = True
+    log = io.StringIO()
     try:
-        from triton.backends.nvidia.compiler import get_ptxas
-
-        return Path(get_ptxas(arch).path)
-    except ImportError:  # Triton 3.6: one bundled ptxas
-        import triton
-
-        tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
-        if not tool.is_file():
-            raise Skip(f"no ptxas at {tool}") from None
-        return tool
-
-
-def _spill_bytes(ptx: str, arch: int) -> int:
-    """Bytes of spill stores + loads ``ptxas -v`` (shipped with Triton) reports for the PTX: a
-    stack frame is not a spill by itself (libdevice's sin/cos range reduction uses one)."""
-    tool = _ptxas(arch)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "kernel.ptx"
-        src.write_text(ptx)
-        cmd = [str(tool), "-v", f"--gpu-name=sm_{arch}a", str(src), "-o", str(Path(tmp) / "k")]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    found = re.findall(r"(\d+) bytes spill (?:stores|loads)", done.stdout + done.stderr)
+        with contextlib.redirect_stdout(log):
+            triton.compile(source, target=target, options=dict(options))
+    finally:
+        knobs.compilation.always_compile, knobs.nvidia.dump_ptxas_log = old
+    found = re.findall(r"(\d+) bytes spill (?:stores|loads)", log.getvalue())
     if not found:
-        raise Skip("ptxas -v printed no spill counts")
+        raise Skip("Triton's ptxas log shows no spill counts")
     return sum(int(n) for n in found)
 
 
@@ -274,10 +268,11 @@ def compile_launch(package: Any, spec: Mapping[str, Any], arch: int = ARCH) -> d
     jit = getattr(module, spec["kernel"])
     attrs = {(i,): [["tt.divisibility", 16]] for i in spec["divisible"]}
     source = ASTSource(jit, dict(spec["signature"]), dict(spec["constants"]), attrs)
-    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=spec["options"])
+    target = GPUTarget("cuda", arch, 32)
+    compiled = triton.compile(source, target=target, options=spec["options"])
     res = _resources(compiled.asm["cubin"])
     stack = res.get("STACK", 0) + res.get("LOCAL", 0)
-    spill = _spill_bytes(compiled.asm["ptx"], arch) if stack else 0
+    spill = _spill_bytes(source, target, spec["options"]) if stack else 0
     return {
         "kernel": spec["kernel"],
         "num_warps": spec["options"]["num_warps"],

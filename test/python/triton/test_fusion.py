@@ -141,6 +141,10 @@ def test_router_stays_where_its_result_is_read_or_the_ids_are_not_consecutive() 
     assert len(fn.steps) == len(read)
     fn = _function(_router_steps(second_id=10), [15, 16], [0, 1])
     assert not fuse_function(fn, dict(ROUTER_INFO))
+    # a column another step reads
+    read = [*_router_steps(), Step("torch.aten.sum", [ref(14)], [17])]
+    fn = _function(read, [15, 16, 17], [0, 1])
+    assert not fuse_function(fn, dict(ROUTER_INFO))
 
 
 # --------------------------------------------------------------------------------------------

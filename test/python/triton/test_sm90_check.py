@@ -67,6 +67,22 @@ def test_a_stack_frame_is_not_reported_as_a_spill(cache) -> None:
     assert summary(report).endswith("spills: none")
 
 
+def test_inspect_reads_reports_from_before_spill_bytes(capsys) -> None:
+    """Artifacts compiled before ptxas' spill counts were read have no ``spill_bytes``: their
+    stack frame is printed as the spill it was reported as."""
+    from types import SimpleNamespace
+
+    from mlacc.tools.mlacc_main import _print_sm90
+
+    old = {"kernel": "_rotary_kernel", "ops": ["mla.rotary_embedding"], "blocks": {}}
+    old.update(num_warps=4, num_stages=3, registers=21, stack_bytes=32, local_bytes=0)
+    old.update(shared_bytes=0, spills=True)
+    report = {"arch": "sm_90", "triton": "3.9.0", "launches": [old], "skipped": []}
+    art = SimpleNamespace(target="triton", manifest={"backend": {"triton": {"sm90": report}}})
+    _print_sm90(art)
+    assert "SPILLS 32 B, 32 B stack frame" in capsys.readouterr().out
+
+
 def test_a_kernel_that_fails_to_compile_is_listed_not_hidden(cache, monkeypatch) -> None:
     sources = triton_backend.kernel_sources()
     text = sources["rmsnorm.py"].decode()

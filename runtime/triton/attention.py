@@ -16,6 +16,7 @@ tables) is not checked on the host; its write is dropped and its table row reads
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -526,28 +527,17 @@ def cache_update_(
     )
 
 
-def cache_update(
-    cache: torch.Tensor,
-    entries: torch.Tensor,
-    positions: torch.Tensor,
-    rope_cos: torch.Tensor | None = None,
-    rope_sin: torch.Tensor | None = None,
-    block_table: torch.Tensor | None = None,
-    *,
-    rope_layout: str = "none",
-) -> torch.Tensor:
-    """`mla.cache_update` with value semantics (the op's definition): a copy of `cache` with
-    the entries written; the caller's `cache` is left as it was. Executors run
-    `cache_update_` instead where the plan donates the cache."""
-    return cache_update_(
-        cache.clone(memory_format=torch.contiguous_format),
-        entries,
-        positions,
-        rope_cos,
-        rope_sin,
-        block_table,
-        rope_layout=rope_layout,
-    )
+def _value_form(update_: Callable[..., torch.Tensor], doc: str) -> Callable[..., torch.Tensor]:
+    """The value form of an in-place cache update: the same call on a copy of the cache (the
+    caller's cache is left as it was). Keeps `update_`'s signature."""
+
+    @functools.wraps(update_)
+    def update(cache: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return update_(cache.clone(memory_format=torch.contiguous_format), *args, **kwargs)
+
+    update.__name__ = update.__qualname__ = update_.__name__.rstrip("_")
+    update.__doc__ = doc
+    return update
 
 
 def norm_cache_update_(
@@ -579,30 +569,15 @@ def norm_cache_update_(
     )
 
 
-def norm_cache_update(
-    cache: torch.Tensor,
-    kv: torch.Tensor,
-    norm_weight: torch.Tensor,
-    positions: torch.Tensor,
-    rope_cos: torch.Tensor | None = None,
-    rope_sin: torch.Tensor | None = None,
-    block_table: torch.Tensor | None = None,
-    *,
-    eps: float,
-    rope_layout: str = "none",
-) -> torch.Tensor:
-    """``triton.norm_cache_update`` with value semantics (a written copy of `cache`)."""
-    return norm_cache_update_(
-        cache.clone(memory_format=torch.contiguous_format),
-        kv,
-        norm_weight,
-        positions,
-        rope_cos,
-        rope_sin,
-        block_table,
-        eps=eps,
-        rope_layout=rope_layout,
-    )
+cache_update = _value_form(
+    cache_update_,
+    """`mla.cache_update` with value semantics (the op's definition): a copy of `cache` with
+    the entries written; executors run `cache_update_` where the plan donates the cache.""",
+)
+norm_cache_update = _value_form(
+    norm_cache_update_,
+    """``triton.norm_cache_update`` with value semantics (a written copy of `cache`).""",
+)
 
 
 KERNELS: dict[str, Callable[..., torch.Tensor]] = {

@@ -197,11 +197,20 @@ class TritonBackend(Backend):
             "fallbacks": listed,
         }
         if request.progress is not None:
-            per_call = [f"{e['op']} x{e['per_call']}" for e in listed if e["per_call"]]
+            per_call = {
+                kind: [
+                    f"{e['op']} x{e['per_call']}"
+                    for e in listed
+                    if e["per_call"] and e["kind"] == kind
+                ]
+                for kind in ("compute", "layout")
+            }
             request.progress(
                 f"triton: {sum(launches.values())} kernel launches, "
-                f"{sum(fused.values())} fusions; PyTorch fallbacks per call: "
-                + (", ".join(per_call) or "none")
+                f"{sum(fused.values())} fusions; PyTorch per call: compute "
+                + (", ".join(per_call["compute"]) or "none")
+                + "; views "
+                + (", ".join(per_call["layout"]) or "none")
             )
             if sm90:
                 request.progress("triton " + sm90_check.summary(manifest["triton"]["sm90"]))

@@ -143,8 +143,11 @@ def test_fp8_matches_the_reference_fp8_artifact(compiled) -> None:
 
 
 def test_fallbacks_are_listed(tmp_path: Path) -> None:
-    """Every step without a Triton kernel is in the manifest and in `mlacc inspect`."""
-    art = compile_sample("latent_attention", "triton")
+    """Every step without a Triton kernel (here the un-decomposed `mla.attention` and
+    `moe.experts` of the layer sample, its adds and views) is in the manifest, in the compile
+    summary (compute and views apart) and in `mlacc inspect`."""
+    lines: list[str] = []
+    art = compile_sample("deepseek_v3_layer", "triton", progress=lines.append)
     listed = {f["op"]: f for f in art.manifest["backend"]["fallbacks"]}
     kernels = art.manifest["backend"]["triton"]["kernels"]
     plan_ops = {
@@ -152,8 +155,12 @@ def test_fallbacks_are_listed(tmp_path: Path) -> None:
     }
     assert plan_ops - {"mlacc.weight"} == set(listed) | set(kernels)
     assert not set(listed) & set(kernels)
-    rotary = listed.get("mla.rotary_embedding")
-    assert rotary is None or (rotary["per_call"] > 0 and rotary["locations"])
+    assert {"mla.attention", "moe.experts", "torch.aten.view"} <= set(listed)
+    assert listed["mla.attention"]["per_call"] == 1 and listed["mla.attention"]["locations"]
+    (summary,) = [line for line in lines if line.startswith("triton: ")]
+    compute, views = summary.split("PyTorch per call: compute ")[1].split("; views ")
+    assert "mla.attention x1" in compute and "moe.experts x1" in compute
+    assert views == f"torch.aten.view x{listed['torch.aten.view']['per_call']}"
     path = art.save(tmp_path / "a.mlacc")
     out = subprocess.run(
         [
@@ -196,6 +203,7 @@ def test_fallbacks_per_call_are_views(name: str, compiled) -> None:
     listed = {f["op"]: f for f in art.manifest["backend"]["fallbacks"]}
     per_call = {op for op, f in listed.items() if f["per_call"]}
     assert per_call <= LAYOUT_OPS, sorted(per_call)
+    assert all(listed[op]["kind"] == "layout" for op in per_call)
     assert "torch.aten.new_full" not in listed
     mtp = art.manifest["backend"]["triton"]["fused"].get("triton.rms_norm_cat", 0)
     assert mtp == (2 if name == "reference-v3" else 0)  # draft + draft_prefill

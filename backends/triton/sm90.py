@@ -7,9 +7,8 @@ stages), and each distinct launch is compiled with
 ``triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", 90, 32))``;
 ``cuobjdump -res-usage`` (shipped with Triton) reads registers, stack and shared memory from
 the cubin, and where there is a stack frame Triton's own ``ptxas -v`` log says how much of it
-is spills. The
-launches are those the wrappers choose on a GPU (the interpreter's few-large-programs
-heuristics are off in this import).
+is spills. The launches are those the wrappers choose on a GPU (the interpreter's
+few-large-programs heuristics are off in this import).
 
 Whatever cannot be checked (a wrapper that needs real data, a compile error, no cuobjdump, the
 time budget spent) is listed under ``skipped`` with its reason, never dropped. Compiles hit

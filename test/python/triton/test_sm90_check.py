@@ -4,6 +4,7 @@ plan is compiled for sm_90 (no GPU) and its registers and spills land in the man
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -65,6 +66,39 @@ def test_a_stack_frame_is_not_reported_as_a_spill(cache) -> None:
     assert framed, report["launches"]
     assert all(r["spill_bytes"] == 0 and not r["spills"] for r in framed)
     assert summary(report).endswith("spills: none")
+
+
+SPILL_PROBE = """
+import torch
+from triton.backends.compiler import GPUTarget
+from mlacc.backends.triton.sm90 import _spill_bytes
+from mlacc.runtime.triton import attention as A
+from mlacc.runtime.triton._attention_aot import _source
+
+def t(*shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+for warps in (4, 8):  # fp32, 64 rows x 64 slots x latent 32: spills at 4 warps, not at 8
+    (launch, *_), _ = A.plan_latent_attention(
+        t(1, 16, 4, 32), t(1, 16, 4, 8), t(1, 256, 40), t(1, 16, dtype=torch.int64),
+        t(256, 4), t(256, 4), None, None, kv_lora_rank=32, softmax_scale=0.1,
+        rope_layout="interleaved", config=A.LatentConfig(64, 64, 1, warps, 2))
+    options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
+    print(warps, _spill_bytes(_source(launch), GPUTarget("cuda", 90, 32), options))
+"""
+
+
+@pytest.mark.slow
+def test_spill_bytes_come_from_ptxas() -> None:
+    """A tile too big for its warps spills (ptxas counts the bytes); with twice the warps the
+    same tile does not."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", SPILL_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    spilled = dict(line.split() for line in out.splitlines() if line[:1].isdigit())
+    assert int(spilled["4"]) > 0 and int(spilled["8"]) == 0, out
 
 
 def test_inspect_reads_reports_from_before_spill_bytes(capsys) -> None:

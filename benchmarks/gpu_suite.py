@@ -209,17 +209,29 @@ def random_weights(specs: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _time_decode(exe: Any, inputs: list[torch.Tensor], reps: int) -> tuple[float, Any]:
-    """Seconds per decode step of `exe` and its CUDA-graph status (the caller drops `exe`:
-    nothing here keeps it, nor its prepared weight copies)."""
-    t = _time(lambda: exe.run("decode", *inputs), reps)
-    return t, getattr(exe.executor, "cuda_graph_status", None)
+def _time_decode(art: Any, inputs: list[torch.Tensor], reps: int) -> dict[str, Any]:
+    """Loads `art` and times its decode step: seconds per step, seconds from the load to the
+    end of the first step (kernel compiles or carried cubins, CUDA-graph capture), and the
+    executor's CUDA-graph and cubin status. Nothing here keeps the executable."""
+    from mlacc.runtime.executable import Executable
+
+    _sync()
+    start = time.perf_counter()
+    exe = Executable(art)
+    exe.run("decode", *inputs)
+    _sync()
+    first = time.perf_counter() - start
+    return {
+        "step_s": _time(lambda: exe.run("decode", *inputs), reps),
+        "first_s": first,
+        "cuda_graph": getattr(exe.executor, "cuda_graph_status", None),
+        "binaries": getattr(exe.executor, "binaries_status", None),
+    }
 
 
 def decode_step(prepared: Path, bw: float, reps: int) -> dict[str, Any]:
     """Each prepared decode step on `triton` (CUDA graph) and eager (`reference` executor)."""
     from mlacc.runtime.artifact import read_artifact
-    from mlacc.runtime.executable import Executable
 
     info = json.loads((prepared / "prepared.json").read_text())
     rows = []
@@ -250,14 +262,16 @@ def decode_step(prepared: Path, bw: float, reps: int) -> dict[str, Any]:
             "sim": step["sim"],
         }
         inputs = [tokens, positions, *caches]
-        row["t_triton_s"], row["cuda_graph"] = _time_decode(Executable(art), inputs, reps)
+        timed = _time_decode(art, inputs, reps)
+        row["t_triton_s"], row["t_triton_first_s"] = timed["step_s"], timed["first_s"]
+        row["cuda_graph"], row["binaries"] = timed["cuda_graph"], timed["binaries"]
         gc.collect()
         if HAS_GPU:
             torch.cuda.empty_cache()
         ref = read_artifact(prepared / step["reference_artifact"])
         ref.weights = art.weights
         ref.manifest["weights"]["present"] = True
-        row["t_eager_s"], _ = _time_decode(Executable(ref), inputs, 3)
+        row["t_eager_s"] = _time_decode(ref, inputs, 3)["step_s"]
         del art, ref, caches, inputs
         gc.collect()
         if HAS_GPU:
@@ -413,6 +427,10 @@ def table(results: dict[str, Any]) -> str:
                     f"{_x(s['t_triton_s'], pred['step_s'])})"
                 )
             lines.append(f"{'':14}cuda graph: {s['cuda_graph']}")
+            lines.append(
+                f"{'':14}first step {s['t_triton_first_s']:.1f} s after load; "
+                f"cubins: {s['binaries']}"
+            )
     for name in ("attention", "moe", "dense", "decode_step"):
         sec = results.get(name)
         if isinstance(sec, dict) and "error" in sec:

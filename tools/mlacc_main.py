@@ -550,6 +550,18 @@ def _print_sm90(art) -> None:
     for s in report["skipped"]:
         what = s.get("kernel") or s.get("op")
         print(f"not checked: {what}: {s['reason']}")
+    binaries = art.manifest["backend"]["triton"].get("binaries")
+    if binaries:
+        size = sum(len(data) for name, data in art.payload.items() if name.startswith("binaries/"))
+        print(
+            f"cubins carried: {len(binaries['kernels'])} ({size / 2**20:.1f} MiB, Triton "
+            f"{binaries['triton']}, sm_{binaries['target']['arch']}); used at load where Triton "
+            "and GPU match"
+        )
+        for s in binaries.get("not_recorded", []):
+            print(f"no cubin carried: {s['kernel']}: {s['reason']}")
+    else:
+        print("cubins carried: none (kernels JIT-compile at load)")
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

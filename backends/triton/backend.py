@@ -18,7 +18,7 @@ from ..plan_builder import PlanBuilder, build_plan, runs_on_reference_kernels
 from . import sm90 as sm90_check
 from .fusion import ValueInfo, fuse_function
 
-OPTIONS = ("fuse", "cuda_graph", "sm90_check", "sm90_budget_s")
+OPTIONS = ("fuse", "cuda_graph", "sm90_check", "sm90_budget_s", "sm90_binaries")
 # Seconds the sm_90 register/spill check may spend compiling per artifact (Triton caches
 # compiles on disk, so a model compiled before costs far less).
 SM90_BUDGET_S = 30.0
@@ -160,6 +160,7 @@ class TritonBackend(Backend):
         cuda_graph = bool(request.options.get("cuda_graph", True))
         sm90 = bool(request.options.get("sm90_check", sm90_check.default_on()))
         budget = float(request.options.get("sm90_budget_s", SM90_BUDGET_S))
+        keep_binaries = bool(request.options.get("sm90_binaries", True))
         from ...runtime.triton import kernel_modules, kernel_table
 
         kernels = set(kernel_table())
@@ -176,23 +177,29 @@ class TritonBackend(Backend):
         launches = Counter(
             s.op for fn in plan.functions.values() for s in fn.steps if s.op in kernels
         )
+        report: dict[str, Any] = {"off": "target option sm90_check=False (or MLACC_SM90_CHECK=0)"}
+        binaries, binary_files = None, {}
+        if sm90:
+            report, binaries, binary_files = sm90_check.check(
+                plan, shapes, sources, budget_s=budget
+            )
+        if not keep_binaries:
+            binaries, binary_files = None, {}
         manifest = {
             "triton": {
                 "compiled_with": _triton_version(),
                 "min_version": MIN_TRITON,
-                "target": "cuda (kernels JIT-compiled at load for the GPU found) or the "
-                "Triton interpreter (TRITON_INTERPRET=1)",
+                "target": "cuda (kernels JIT-compiled at load for the GPU found, the carried "
+                "sm_90 cubins used where Triton and GPU match) or the Triton interpreter "
+                "(TRITON_INTERPRET=1)",
                 "min_sm": MIN_SM_FP8 if uses_fp8 else MIN_SM,
                 "kernel_modules": kernel_modules(),
                 "kernel_sources_sha256": sources_digest(sources),
                 "kernels": dict(sorted(launches.items())),
                 "fused": dict(sorted(fused.items())),
                 "cuda_graph": cuda_graph,
-                "sm90": (
-                    sm90_check.check(plan, shapes, sources, budget_s=budget)
-                    if sm90
-                    else {"off": "target option sm90_check=False (or MLACC_SM90_CHECK=0)"}
-                ),
+                "sm90": report,
+                "binaries": binaries,
             },
             "fallbacks": listed,
         }
@@ -213,7 +220,8 @@ class TritonBackend(Backend):
                 + (", ".join(per_call["layout"]) or "none")
             )
             if sm90:
-                request.progress("triton " + sm90_check.summary(manifest["triton"]["sm90"]))
+                request.progress("triton " + sm90_check.summary(report, binaries))
         files = {"plan.json": json.dumps(plan.to_json()).encode()}
         files.update({f"{KERNEL_DIR}{name}": data for name, data in sources.items()})
+        files.update(binary_files)
         return Payload(files=files, weights=constants, manifest=manifest)

@@ -1,14 +1,16 @@
-"""Registers and spills of an artifact's kernel launches on sm_90, compiled ahead of time.
+"""An artifact's kernel launches compiled ahead of time for sm_90: registers, spills, cubins.
 
 No GPU is needed: the artifact's kernel package is imported with the Triton interpreter off
 (real `JITFunction`s), each Triton step of the plan runs its wrapper on ``meta`` tensors of the
 step's shapes while `JITFunction.run` only records the launch (kernel, arguments, warps,
-stages), and each distinct launch is compiled with
-``triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", 90, 32))``;
-``cuobjdump -res-usage`` (shipped with Triton) reads registers, stack and shared memory from
-the cubin, and where there is a stack frame Triton's own ``ptxas -v`` log says how much of it
-is spills. The launches are those the wrappers choose on a GPU (the interpreter's
-few-large-programs heuristics are off in this import).
+stages), and each distinct launch is compiled by Triton's own JIT for
+``GPUTarget("cuda", 90, 32)`` (`triton_binaries.compile_only`: the JIT specializes the
+arguments as on the GPU). ``cuobjdump -res-usage`` (shipped with Triton) reads registers,
+stack and shared memory from the cubin, and where there is a stack frame Triton's own
+``ptxas -v`` log says how much of it is spills. The cubins go into the artifact, for the run
+side to place in Triton's cache (`triton_binaries.seed_cache`). The launches are those the
+wrappers choose on a GPU (the interpreter's few-large-programs heuristics are off in this
+import).
 
 Whatever cannot be checked (a wrapper that needs real data, a compile error, no cuobjdump, the
 time budget spent) is listed under ``skipped`` with its reason, never dropped. Compiles hit
@@ -18,8 +20,8 @@ costs little.
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import hashlib
 import inspect
 import io
 import json
@@ -27,7 +29,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,7 +37,15 @@ from typing import Any
 
 import torch
 
-from ...runtime.executors.triton_sources import load_kernel_package, sources_digest
+from ...runtime.executors.triton_binaries import (
+    CompileOnly,
+    binary_record,
+    compile_only,
+    cubin_resources,
+    meta_tensor,
+    target_record,
+)
+from ...runtime.executors.triton_sources import load_kernel_package
 from ...runtime.plan import Plan
 
 ARCH = 90
@@ -44,20 +53,6 @@ ARCH = 90
 _FORMAT = 3
 # Launch options of `kernel[grid](...)` that are not kernel arguments.
 _OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion")
-_PTR = {
-    torch.bfloat16: "bf16",
-    torch.float16: "fp16",
-    torch.float32: "fp32",
-    torch.float64: "fp64",
-    torch.int8: "i8",
-    torch.int16: "i16",
-    torch.int32: "i32",
-    torch.int64: "i64",
-    torch.uint8: "u8",
-    torch.bool: "i1",
-    torch.float8_e4m3fn: "fp8e4nv",
-    torch.float8_e5m2: "fp8e5",
-}
 
 
 class Skip(Exception):
@@ -158,79 +153,31 @@ def step_launches(
 
 
 def _launch(jit: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """One recorded launch as JSON-able data: the kernel (module, name), its signature,
-    constexprs, divisibility attributes and options, specialized as the JIT specializes
-    (16-aligned pointers, ints equal to 1 constant, multiples of 16 divisible)."""
+    """One recorded launch as JSON-able data: the kernel (module, name), its arguments by
+    name (a tensor as its dtype, a scalar as its value) and launch options. The JIT
+    specializes them when the launch is compiled (`compile_launch`)."""
     options = {k: kwargs.pop(k) for k in _OPTIONS if k in kwargs}
-    options.setdefault("num_warps", 4)
-    options.setdefault("num_stages", 3)
     bound = inspect.signature(jit.fn).bind(*args, **kwargs)
     bound.apply_defaults()
-    constexpr = {p.name for p in jit.params if p.is_constexpr}
-    signature: dict[str, str] = {}
-    constants: dict[str, Any] = {}
-    divisible: list[int] = []
-    for i, (name, value) in enumerate(bound.arguments.items()):
-        if name in constexpr or value is None:
-            if not isinstance(value, (int, float, str, bool, type(None))):
-                raise Skip(f"{jit.__name__}: constexpr '{name}' of type {type(value).__name__}")
-            signature[name], constants[name] = "constexpr", value
-        elif isinstance(value, torch.Tensor):
-            if value.dtype not in _PTR:
-                raise Skip(f"{jit.__name__}: pointer to {value.dtype}")
-            signature[name] = "*" + _PTR[value.dtype]
-            divisible.append(i)
-        elif isinstance(value, bool):
-            signature[name] = "i1"
-        elif isinstance(value, int):
-            if value == 1:
-                signature[name], constants[name] = "constexpr", 1
-                continue
-            signature[name] = "i32" if -(2**31) <= value < 2**31 else "i64"
-            if value % 16 == 0:
-                divisible.append(i)
-        elif isinstance(value, float):
-            signature[name] = "fp32"
+    arguments: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if isinstance(value, torch.Tensor):
+            arguments[name] = {"tensor": str(value.dtype).removeprefix("torch.")}
+        elif isinstance(value, (bool, int, float, str, type(None))):
+            arguments[name] = {"value": value}
         else:
             raise Skip(f"{jit.__name__}: argument '{name}' of type {type(value).__name__}")
     return {
         "module": jit.fn.__module__.rsplit(".", 1)[-1],
         "kernel": jit.__name__,
-        "signature": signature,
-        "constants": constants,
-        "divisible": divisible,
+        "arguments": arguments,
         "options": options,
     }
 
 
-def _key(spec: Mapping[str, Any], digest: str, arch: int) -> str:
-    import triton
-
-    text = json.dumps([spec, digest, arch, str(triton.__version__), _FORMAT], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _cuobjdump() -> Path:
-    import triton
-
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    if not tool.is_file():
-        raise Skip(f"no cuobjdump at {tool}")
-    return tool
-
-
-def _resources(cubin: bytes) -> dict[str, int]:
-    """``REG``, ``STACK``, ``SHARED``, ``LOCAL`` of a cubin (``cuobjdump -res-usage``)."""
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        text = subprocess.run(
-            [str(_cuobjdump()), "-res-usage", f.name], capture_output=True, text=True, check=True
-        ).stdout
-    found = {k: int(v) for k, v in re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", text)}
-    if "REG" not in found:
-        raise Skip("cuobjdump printed no resource usage")
-    return found
+def _cache_path(kernel_hash: str) -> Path:
+    root = os.environ.get("MLACC_CACHE_DIR") or Path.home() / ".cache" / "mlacc"
+    return Path(root) / "sm90" / f"{kernel_hash}-{_FORMAT}.json"
 
 
 def _spill_bytes(source: Any, target: Any, options: Mapping[str, Any]) -> int:
@@ -254,39 +201,67 @@ def _spill_bytes(source: Any, target: Any, options: Mapping[str, Any]) -> int:
     return sum(int(n) for n in found)
 
 
-def compile_launch(package: Any, spec: Mapping[str, Any], arch: int = ARCH) -> dict[str, Any]:
-    """Compiles one launch of `package`'s kernels for ``sm_<arch>``: registers, stack/local
-    bytes, spill bytes, shared memory."""
-    import importlib
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    module = importlib.import_module(f"{package.__name__}.{spec['module']}")
-    jit = getattr(module, spec["kernel"])
-    attrs = {(i,): [["tt.divisibility", 16]] for i in spec["divisible"]}
-    source = ASTSource(jit, dict(spec["signature"]), dict(spec["constants"]), attrs)
-    target = GPUTarget("cuda", arch, 32)
-    compiled = triton.compile(source, target=target, options=spec["options"])
-    res = _resources(compiled.asm["cubin"])
+def _usage(kernel: Any, target: Any, options: Mapping[str, Any]) -> dict[str, int]:
+    """Registers, stack, local, shared and spill bytes of a compiled kernel, cached on disk by
+    Triton's hash of the compile."""
+    path = _cache_path(kernel.hash)
+    if path.is_file():
+        return json.loads(path.read_text())
+    res = cubin_resources(kernel.asm["cubin"])
+    if "REG" not in res:
+        raise Skip("cuobjdump printed no resource usage")
     stack = res.get("STACK", 0) + res.get("LOCAL", 0)
-    spill = _spill_bytes(source, target, spec["options"]) if stack else 0
-    return {
-        "kernel": spec["kernel"],
-        "num_warps": spec["options"]["num_warps"],
-        "num_stages": spec["options"]["num_stages"],
-        "blocks": {
-            k: v
-            for k, v in spec["constants"].items()
-            if k.startswith(("BLOCK", "ROWS")) and isinstance(v, int)
-        },
+    usage = {
         "registers": res["REG"],
         "stack_bytes": res.get("STACK", 0),
         "local_bytes": res.get("LOCAL", 0),
         "shared_bytes": res.get("SHARED", 0),
-        "spill_bytes": spill,
-        "spills": spill > 0,
+        "spill_bytes": _spill_bytes(kernel.src, target, options) if stack else 0,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(usage))
+    return usage
+
+
+def spec_call(package: Any, spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The JIT function and arguments (``meta`` tensors, launch options) of a recorded launch."""
+    import importlib
+
+    module = importlib.import_module(f"{package.__name__}.{spec['module']}")
+    arguments = {
+        name: meta_tensor(a["tensor"]) if "tensor" in a else a["value"]
+        for name, a in spec["arguments"].items()
+    }
+    return getattr(module, spec["kernel"]), {**arguments, **spec["options"]}
+
+
+def compile_launch(package: Any, spec: Mapping[str, Any], session: CompileOnly) -> dict[str, Any]:
+    """Compiles one launch of `package`'s kernels through Triton's JIT for the session's
+    target: registers, stack/local bytes, spill bytes, shared memory, and the binary
+    (manifest entry + base64 files) where it can be recorded."""
+    kernel = session.warmup(*spec_call(package, spec))
+    usage = _usage(kernel, session.target, spec["options"])
+    try:
+        entry, files = binary_record(kernel)
+        binary: dict[str, Any] = {
+            "entry": entry,
+            "files": {ext: base64.b64encode(data).decode() for ext, data in files.items()},
+        }
+    except ValueError as err:
+        binary = {"skipped": str(err)}
+    return {
+        "hash": kernel.hash,
+        "kernel": spec["kernel"],
+        "num_warps": kernel.metadata.num_warps,
+        "num_stages": kernel.metadata.num_stages,
+        "blocks": {
+            name: a["value"]
+            for name, a in spec["arguments"].items()
+            if name.startswith(("BLOCK", "ROWS")) and isinstance(a.get("value"), int)
+        },
+        **usage,
+        "spills": usage["spill_bytes"] > 0,
+        "binary": binary,
     }
 
 
@@ -308,11 +283,12 @@ def _language_interpreted() -> bool:
 def _compile_all(
     sources: Mapping[str, bytes], specs: list[dict[str, Any]], arch: int, budget_s: float
 ) -> list[dict[str, Any]]:
-    """One result per spec: the compile's resources, or ``{"skipped": reason}``."""
+    """One result per spec: the compile's resources and binary, or ``{"skipped": reason}``."""
     if not _language_interpreted():
         with _compiled_mode():
             package = load_kernel_package(sources)
-        return [_guarded(package, spec, arch) for spec in specs]
+        with compile_only(arch) as session:
+            return [_guarded(package, spec, session) for spec in specs]
     # Triton was imported under the interpreter here: compile in a fresh process without it.
     job = {
         "arch": arch,
@@ -339,17 +315,12 @@ def _compile_all(
     return results + [{"skipped": why}] * (len(specs) - len(results))
 
 
-def _guarded(package: Any, spec: Mapping[str, Any], arch: int) -> dict[str, Any]:
+def _guarded(package: Any, spec: Mapping[str, Any], session: CompileOnly) -> dict[str, Any]:
     try:
-        return compile_launch(package, spec, arch)
+        return compile_launch(package, spec, session)
     except Exception as err:  # noqa: BLE001 - a compile failure is reported, not raised
         first = (str(err).strip().splitlines() or [""])[-1][:300]
         return {"skipped": f"{type(err).__name__}: {first}"}
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("MLACC_CACHE_DIR") or Path.home() / ".cache" / "mlacc"
-    return Path(root) / "sm90"
 
 
 def check(
@@ -359,12 +330,16 @@ def check(
     *,
     budget_s: float,
     arch: int = ARCH,
-) -> dict[str, Any]:
-    """The ``sm90`` manifest entry: per distinct launch of the plan's Triton steps, registers
-    and spills for ``sm_<arch>``; what could not be checked under ``skipped`` with why.
-    Results are cached on disk (``$MLACC_CACHE_DIR``, default ``~/.cache/mlacc``) by launch,
-    kernel sources, arch and Triton version."""
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, bytes]]:
+    """Compiles every distinct launch of the plan's Triton steps for ``sm_<arch>``.
+
+    Returns the ``sm90`` manifest entry (registers and spills per compiled kernel; what could
+    not be checked under ``skipped`` with why), the ``binaries`` manifest entry (None when no
+    kernel compiled) and the binaries' payload files. Usage is cached on disk by Triton's hash
+    of each compile (``$MLACC_CACHE_DIR``, default ``~/.cache/mlacc``); Triton's own cache
+    keeps the binaries."""
     import triton
+    from triton.backends.compiler import GPUTarget
 
     report: dict[str, Any] = {
         "arch": f"sm_{arch}",
@@ -379,37 +354,40 @@ def check(
         found, report["skipped"] = step_launches(plan, shapes, package.kernel_table(), package)
     except Exception as err:  # noqa: BLE001 - the whole check skipped, reported
         report["skipped"].append({"op": "*", "reason": f"{type(err).__name__}: {err}"})
-        return report
-    digest = sources_digest(sources)
+        return report, None, {}
     specs = [json.loads(k) for k in found]
-    keys = [_key(spec, digest, arch) for spec in specs]
-    cache = _cache_dir()
-    results: dict[str, dict[str, Any]] = {}
-    for key in keys:
-        path = cache / f"{key}.json"
-        if path.is_file():
-            results[key] = json.loads(path.read_text())
-    todo = [i for i, key in enumerate(keys) if key not in results]
-    if todo:
-        done = _compile_all(sources, [specs[i] for i in todo], arch, budget_s)
-        for i, result in zip(todo, done):
-            results[keys[i]] = result
-            if "skipped" not in result or not result["skipped"].startswith("time budget"):
-                cache.mkdir(parents=True, exist_ok=True)
-                (cache / f"{keys[i]}.json").write_text(json.dumps(result))
-    for spec, key, ops in zip(specs, keys, found.values()):
-        result = results[key]
+    by_hash: dict[str, dict[str, Any]] = {}
+    results = _compile_all(sources, specs, arch, budget_s)
+    for spec, ops, result in zip(specs, found.values(), results):
         if "skipped" in result:
             report["skipped"].append(
                 {"kernel": spec["kernel"], "ops": ops, "reason": result["skipped"]}
             )
-        else:
-            report["launches"].append({**result, "ops": ops})
+            continue
+        kept = by_hash.setdefault(result["hash"], result)
+        kept.setdefault("ops", [])
+        kept["ops"] += [op for op in ops if op not in kept["ops"]]
+    entries, files, unrecorded = [], {}, []
+    for result in by_hash.values():
+        binary = result.pop("binary")
+        del result["hash"]
+        report["launches"].append(result)
+        if "skipped" in binary:
+            unrecorded.append({"kernel": result["kernel"], "reason": binary["skipped"]})
+            continue
+        entries.append(binary["entry"])
+        for ext, name in binary["entry"]["files"].items():
+            files[name] = base64.b64decode(binary["files"][ext])
     report["seconds"] = round(time.monotonic() - start, 2)
-    return report
+    if not entries:
+        return report, None, {}
+    record = {**target_record(GPUTarget("cuda", arch, 32)), "kernels": entries}
+    if unrecorded:
+        record["not_recorded"] = unrecorded
+    return report, record, files
 
 
-def summary(report: Mapping[str, Any]) -> str:
+def summary(report: Mapping[str, Any], binaries: Mapping[str, Any] | None = None) -> str:
     """One line for the compile summary."""
     launches = report.get("launches", [])
     spilled = [f"{r['kernel']} ({r['spill_bytes']} B)" for r in launches if r["spills"]]
@@ -418,6 +396,8 @@ def summary(report: Mapping[str, Any]) -> str:
         f"{report['arch']}: {len(launches)} kernel configs compiled, max {regs} registers, "
         f"spills: {', '.join(spilled) or 'none'}"
     )
+    if binaries:
+        line += f"; {len(binaries['kernels'])} cubins carried (Triton {binaries['triton']})"
     if report.get("skipped"):
         line += f"; {len(report['skipped'])} not checked (mlacc inspect --section sm90)"
     return line
@@ -428,8 +408,9 @@ def main() -> None:
     job = json.load(sys.stdin)
     sources = {k: v.encode() for k, v in job["sources"].items()}
     package = load_kernel_package(sources)
-    for spec in job["specs"]:
-        print(json.dumps(_guarded(package, spec, int(job["arch"]))), flush=True)
+    with compile_only(int(job["arch"])) as session:
+        for spec in job["specs"]:
+            print(json.dumps(_guarded(package, spec, session)), flush=True)
 
 
 if __name__ == "__main__":

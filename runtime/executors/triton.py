@@ -7,8 +7,11 @@ with, digest-checked and imported privately by `triton_sources`, not the install
 run through PyTorch, as the manifest's ``fallbacks`` lists at compile time. Loading checks
 the environment first and fails with one line when the kernels cannot run: no Triton, a
 Triton older than the artifact needs, no CUDA GPU without ``TRITON_INTERPRET=1``, or a GPU
-older than the artifact needs. On a GPU, `decode` replays as a CUDA graph once its buffers
-are stable (see `_DecodeGraph`); CPU and interpreter runs never capture.
+older than the artifact needs. On a GPU, the sm_90 cubins the artifact carries go into
+Triton's cache first where this Triton and GPU match theirs (`triton_binaries`;
+``binaries_status`` says what happened), so the JIT loads them instead of compiling; `decode`
+replays as a CUDA graph once its buffers are stable (see `_DecodeGraph`); CPU and
+interpreter runs never capture.
 
 Imports torch and triton only (never MLIR, never the compile side).
 """
@@ -26,6 +29,7 @@ from ..errors import TargetError
 from ..interpreter import Kernel
 from ..semantics.registry import InPlace
 from .base import PlanExecutor
+from .triton_binaries import checked_binaries, seed_cache
 from .triton_sources import checked_sources, interpreting, load_kernel_package
 
 
@@ -83,12 +87,17 @@ class TritonExecutor(PlanExecutor):
         self.kernel_package = load_kernel_package(
             checked_sources(artifact.payload, artifact.manifest)
         )
+        info = artifact.manifest.get("backend", {}).get("triton", {})
+        binaries = checked_binaries(artifact.payload, info.get("binaries"))
+        # What became of the cubins the artifact carries (see `triton_binaries.seed_cache`).
+        self.binaries_status = _place_binaries(
+            self.device, self.kernel_package, info.get("binaries"), binaries
+        )
         super().__init__(artifact)
         if self.device.type == "cuda":
             self.interpreter.weights = {
                 k: v.to(self.device, non_blocking=True) for k, v in artifact.weights.items()
             }
-        info = artifact.manifest.get("backend", {}).get("triton", {})
         self.use_cuda_graph = (
             self.device.type == "cuda"
             and bool(info.get("cuda_graph", True))
@@ -146,6 +155,21 @@ class TritonExecutor(PlanExecutor):
             self._graphs[entry] = graph
             self.cuda_graph_status = "on"
         return graph.replay(inputs)
+
+
+def _place_binaries(
+    device: torch.device, package: Any, record: Mapping[str, Any] | None, binaries: list
+) -> str:
+    if not binaries:
+        return "none carried"
+    if device.type != "cuda":
+        return "not used: the kernels run under the Triton interpreter"
+    from triton.runtime.driver import driver
+
+    try:
+        return seed_cache(package, record, binaries, driver.active.get_current_target())
+    except Exception as err:  # noqa: BLE001 - the JIT compiles from the sources instead
+        return f"not used: {type(err).__name__}: {err}"
 
 
 def _buffer_key(inputs: list[Any], donated: Mapping[Any, Any]) -> tuple:

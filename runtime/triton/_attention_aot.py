@@ -1,7 +1,7 @@
 """Compile-only check of the attention kernels for an NVIDIA target, no GPU needed.
 
 Replays the launches the wrappers plan (on ``meta`` tensors, so DeepSeek-V3 shapes cost no
-memory) through ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))`` and reads
+memory) through Triton's own JIT for ``GPUTarget("cuda", arch, 32)`` (`compile_only`) and reads
 register and spill use of each cubin with the ``cuobjdump`` bundled with Triton. Must run with
 ``TRITON_INTERPRET`` unset (the interpreter replaces the kernels' JIT functions).
 
@@ -12,81 +12,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
+from ..executors.triton_binaries import CompileOnly, compile_only, cubin_resources
 from . import attention as A
 
-_DTYPES = {
-    torch.bfloat16: "bf16",
-    torch.float16: "fp16",
-    torch.float32: "fp32",
-    torch.int32: "i32",
-    torch.int64: "i64",
-    torch.uint8: "u8",
-}
+
+def compile_launch(launch: A.Launch, session: CompileOnly) -> Any:
+    """The `CompiledKernel` of one planned launch on the session's target."""
+    arguments = dict(zip(launch.kernel.arg_names, launch.args, strict=False))
+    arguments.update(launch.meta, num_warps=launch.num_warps, num_stages=launch.num_stages)
+    return session.warmup(launch.kernel, arguments)
 
 
-def _source(launch: A.Launch) -> ASTSource:
-    """The ASTSource a JIT launch with these arguments would build (16-aligned pointers,
-    ints specialized like the JIT: 1 as a constant, multiples of 16 marked divisible)."""
-    fn = launch.kernel
-    signature: dict[str, str] = {}
-    constexprs: dict[str, Any] = dict(launch.meta)
-    attrs: dict[tuple[int, ...], list[list[Any]]] = {}
-    for i, (name, value) in enumerate(zip(fn.arg_names, launch.args, strict=False)):
-        if isinstance(value, torch.Tensor):
-            signature[name] = "*" + _DTYPES[value.dtype]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif isinstance(value, bool):
-            signature[name] = "i1"
-        elif isinstance(value, int):
-            if value == 1:
-                signature[name] = "constexpr"
-                constexprs[name] = 1
-                continue
-            signature[name] = "i32" if -(2**31) <= value < 2**31 else "i64"
-            if value % 16 == 0:
-                attrs[(i,)] = [["tt.divisibility", 16]]
-        else:
-            signature[name] = "fp32"
-    for name in launch.meta:
-        signature[name] = "constexpr"
-    return ASTSource(fn, signature, constexprs=constexprs, attrs=attrs)
-
-
-def _resources(cubin: bytes) -> dict[str, int]:
-    """``REG``, ``STACK``, ``SHARED``, ``LOCAL`` of a cubin, from ``cuobjdump -res-usage``."""
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        text = subprocess.run(
-            [str(tool), "-res-usage", f.name], capture_output=True, text=True, check=True
-        ).stdout
-    return {k: int(v) for k, v in re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", text)}
-
-
-def compile_launch(launch: A.Launch, arch: int = 90) -> dict[str, Any]:
-    """Compiles one planned launch for ``sm_<arch>``; its resource use and spill counts."""
-    target = GPUTarget("cuda", arch, 32)
-    options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
-    compiled = triton.compile(_source(launch), target=target, options=options)
-    meta = compiled.metadata
+def launch_usage(launch: A.Launch, session: CompileOnly) -> dict[str, Any]:
+    """Resource use of one planned launch compiled for the session's target."""
+    compiled = compile_launch(launch, session)
     return {
         "kernel": launch.kernel.__name__,
         "num_warps": launch.num_warps,
         "num_stages": launch.num_stages,
-        "shared": meta.shared,
-        **_resources(compiled.asm["cubin"]),
+        "shared": compiled.metadata.shared,
+        **cubin_resources(compiled.asm["cubin"]),
         **{k: v for k, v in launch.meta.items() if k.startswith("BLOCK")},
     }
 
@@ -169,8 +118,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--context", type=int, default=16384)
     args = parser.parse_args()
-    for launch in v3_launches(args.batch, args.context):
-        print(json.dumps(compile_launch(launch, args.arch)), flush=True)
+    with compile_only(args.arch) as session:
+        for launch in v3_launches(args.batch, args.context):
+            print(json.dumps(launch_usage(launch, session)), flush=True)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,8 @@ def test_gpu_suite_runs_small_under_the_interpreter_without_mlir(tmp_path: Path)
     for section in ("attention", "moe", "dense", "decode_step"):
         assert results[section], section
     assert "roof %" in proc.stdout and "decode step" in proc.stdout
+    # compiled without the sm_90 check, the artifacts carry no cubins, and the table says so
+    assert [r["binaries"] for r in results["decode_step"]["rows"]] == ["none carried"] * len(
+        results["decode_step"]["rows"]
+    )
+    assert "cubins: none carried" in proc.stdout

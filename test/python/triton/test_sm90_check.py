@@ -70,21 +70,23 @@ def test_a_stack_frame_is_not_reported_as_a_spill(cache) -> None:
 
 SPILL_PROBE = """
 import torch
-from triton.backends.compiler import GPUTarget
 from mlacc.backends.triton.sm90 import _spill_bytes
+from mlacc.runtime.executors.triton_binaries import compile_only
 from mlacc.runtime.triton import attention as A
-from mlacc.runtime.triton._attention_aot import _source
+from mlacc.runtime.triton._attention_aot import compile_launch
 
 def t(*shape, dtype=torch.float32):
     return torch.empty(shape, dtype=dtype, device="meta")
 
-for warps in (4, 8):  # fp32, 64 rows x 64 slots x latent 32: spills at 4 warps, not at 8
-    (launch, *_), _ = A.plan_latent_attention(
-        t(1, 16, 4, 32), t(1, 16, 4, 8), t(1, 256, 40), t(1, 16, dtype=torch.int64),
-        t(256, 4), t(256, 4), None, None, kv_lora_rank=32, softmax_scale=0.1,
-        rope_layout="interleaved", config=A.LatentConfig(64, 64, 1, warps, 2))
-    options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
-    print(warps, _spill_bytes(_source(launch), GPUTarget("cuda", 90, 32), options))
+with compile_only(90) as session:
+    for warps in (4, 8):  # fp32, 64 rows x 64 slots x latent 32: spills at 4 warps, not at 8
+        (launch, *_), _ = A.plan_latent_attention(
+            t(1, 16, 4, 32), t(1, 16, 4, 8), t(1, 256, 40), t(1, 16, dtype=torch.int64),
+            t(256, 4), t(256, 4), None, None, kv_lora_rank=32, softmax_scale=0.1,
+            rope_layout="interleaved", config=A.LatentConfig(64, 64, 1, warps, 2))
+        kernel = compile_launch(launch, session)
+        options = {"num_warps": launch.num_warps, "num_stages": launch.num_stages}
+        print(warps, _spill_bytes(kernel.src, session.target, options))
 """
 
 

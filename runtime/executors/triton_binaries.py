@@ -10,9 +10,12 @@ the cubin).
 Run side: `seed_cache` puts each carried binary into Triton's on-disk cache under the key that
 *this* process's Triton computes for the same source, options and target (the key
 `triton.compile` looks up), so the JIT's first launch of a matching specialization loads the
-cubin instead of compiling it. It does so only where the Triton version, the GPU target and
-ptxas (``backend.hash()``) equal the compile side's; a launch specialized differently at run
-time (say, a pointer that is not 16-byte aligned) misses and compiles as usual.
+cubin instead of compiling it. It does so only where the Triton version, the GPU target, ptxas
+(``backend.hash()``), the compile options as this Triton derives them (``options.hash()``:
+``TRITON_FORCE_DISABLE_FP_FUSION``, ``PTXAS_OPTIONS``, libdevice...) and Triton's
+cache-invalidating settings (``DISABLE_LLVM_OPT``...) equal the compile side's: where they
+differ the JIT would build another binary. A launch specialized differently at run time (say, a
+pointer that is not 16-byte aligned) misses and compiles as usual.
 
 Imports torch and triton only (never MLIR, never the compile side).
 """
@@ -39,16 +42,21 @@ BINARY_DIR = "binaries/"
 # The files of one compiled kernel that a launch needs (Triton's metadata, the binary).
 _FILES = ("json", "cubin")
 _SCALARS = (bool, int, float, str, type(None))
+# Device index the stand-in driver reports: the JIT keeps its binder per device, and a real
+# GPU's (0, 1, ...) must be neither reused for nor cleared by compile-only work.
+_NO_DEVICE = -1
+# Settings folded into the options (and so checked there), set by our compile worker.
+_FOLDED_ENV = frozenset({"TRITON_DEFAULT_FP_FUSION"})
 
 
 class _CompileOnlyDriver:
-    """Stand-in for Triton's GPU driver: device 0, stream 0, a fixed target; no launches."""
+    """Stand-in for Triton's GPU driver: no device, stream 0, a fixed target; no launches."""
 
     def __init__(self, target: Any) -> None:
         self.target = target
 
     def get_current_device(self) -> int:
-        return 0
+        return _NO_DEVICE
 
     def get_current_stream(self, device: int | None = None) -> int:
         return 0
@@ -72,16 +80,16 @@ class CompileOnly:
         return jit.warmup(grid=(1,), **arguments)
 
     def forget(self) -> None:
-        # The JIT keeps its binder per device index: drop the ones bound to the stand-in, so
-        # a later launch in this process on a real GPU binds to that GPU's own target.
+        """Drops what the JIT functions cached for the stand-in device."""
         for jit in self._warmed:
-            jit.device_caches.clear()
+            jit.device_caches.pop(_NO_DEVICE, None)
         self._warmed.clear()
 
 
 @contextmanager
 def compile_only(arch: int = 90) -> Iterator[CompileOnly]:
-    """Within the block, Triton's JIT compiles for ``sm_<arch>`` with no GPU present."""
+    """Within the block, Triton's JIT compiles for ``sm_<arch>`` with no GPU present. The
+    driver swap is process-wide: no thread may launch kernels meanwhile."""
     from triton.backends.compiler import GPUTarget
     from triton.runtime.driver import driver
 
@@ -133,7 +141,10 @@ def target_record(target: Any) -> dict[str, Any]:
 
 def binary_record(kernel: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     """A compiled kernel as its manifest entry and files (by extension); ValueError where a
-    constant of its source cannot be written as JSON."""
+    constant of its source cannot be written as JSON or the entry does not reproduce the
+    compile's cache key (then `seed_cache` could not either)."""
+    from triton.compiler import make_backend
+
     src = kernel.src
     for value in src.constants.values():
         if not isinstance(value, _SCALARS):
@@ -154,16 +165,30 @@ def binary_record(kernel: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
         "files": {ext: f"{BINARY_DIR}{kernel.hash[:24]}.{ext}" for ext in _FILES},
         "sha256": {ext: hashlib.sha256(data).hexdigest() for ext, data in files.items()},
     }
+    metadata = json.loads(files["json"])
+    backend = make_backend(kernel.metadata.target)
+    options = _options(backend, metadata)
+    if _cache_hash(src.fn, entry, backend, options, _env(metadata)) != kernel.hash:
+        raise ValueError("its recorded source and options do not reproduce Triton's cache key")
+    entry["options_hash"] = options.hash()
     return entry, files
 
 
 def checked_binaries(
-    payload: Mapping[str, bytes], record: Mapping[str, Any] | None
+    payload: Mapping[str, bytes], record: Any
 ) -> list[tuple[dict[str, Any], dict[str, bytes]]]:
-    """The artifact's binaries with their files; ArtifactError (one line) when one is missing
-    or differs from the sha256 the manifest records."""
+    """The artifact's binaries with their files; ArtifactError (one line) when the record is
+    malformed, a file is missing or differs from the sha256 the manifest records."""
+    if record is None:
+        return []
+    kernels = record.get("kernels") if isinstance(record, dict) else None
+    if not isinstance(kernels, list):
+        raise ArtifactError("triton artifact's binaries record is malformed (no list 'kernels')")
     out = []
-    for entry in (record or {}).get("kernels", []):
+    for i, entry in enumerate(kernels):
+        why = _malformed(entry)
+        if why:
+            raise ArtifactError(f"triton artifact's binary entry {i} is malformed: {why}")
         files = {}
         for ext, name in entry["files"].items():
             data = payload.get(name)
@@ -179,6 +204,29 @@ def checked_binaries(
     return out
 
 
+def _malformed(entry: Any) -> str | None:
+    """What is wrong with a manifest entry of a binary, or None."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    for key, kind in (("module", str), ("kernel", str), ("signature", dict), ("options_hash", str)):
+        if not isinstance(entry.get(key), kind):
+            return f"'{key}' is not a {kind.__name__}"
+    for key in ("constants", "attrs"):
+        pairs = entry.get(key)
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], list) for p in pairs
+        ):
+            return f"'{key}' is not a list of [path, value] pairs"
+    files, sha = entry.get("files"), entry.get("sha256")
+    if not isinstance(files, dict) or sorted(files) != sorted(_FILES):
+        return f"'files' does not name exactly a {' and a '.join(_FILES)} file"
+    if not all(isinstance(n, str) and n.startswith(BINARY_DIR) for n in files.values()):
+        return f"a file lies outside '{BINARY_DIR}'"
+    if not isinstance(sha, dict) or not all(isinstance(sha.get(ext), str) for ext in _FILES):
+        return "'sha256' does not give each file's digest"
+    return None
+
+
 def _gpu(target: Mapping[str, Any] | None) -> str:
     target = target or {}
     return f"{target.get('backend')} sm_{target.get('arch')} (warp {target.get('warp_size')})"
@@ -188,6 +236,37 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+def _options(backend: Any, metadata: Mapping[str, Any]) -> Any:
+    """The compile's options as this Triton derives them from a kernel's metadata (its
+    ``extern_libs`` paths are the compile machine's: this Triton's own libraries stand in,
+    and ``options.hash()`` hashes them by content)."""
+    return backend.parse_options(
+        {k: _tuples(v) for k, v in metadata.items() if k != "extern_libs" and not k.isupper()}
+    )
+
+
+def _env(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Triton's cache-invalidating settings of a compile (upper-case metadata keys)."""
+    return {k: v for k, v in metadata.items() if k.isupper()}
+
+
+def _cache_hash(
+    jit: Any, entry: Mapping[str, Any], backend: Any, options: Any, env: Mapping[str, str]
+) -> str:
+    """The hash under which `triton.compile` caches `entry`'s kernel (`get_cache_key`)."""
+    from triton.compiler import ASTSource
+    from triton.runtime.cache import get_cache_key
+
+    src = ASTSource(
+        jit,
+        entry["signature"],
+        {tuple(k): v for k, v in entry["constants"]},
+        {tuple(k): v for k, v in entry["attrs"]},
+    )
+    key = get_cache_key(src, backend, options, env_vars=dict(env))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 def seed_cache(
     package: ModuleType,
     record: Mapping[str, Any] | None,
@@ -195,46 +274,45 @@ def seed_cache(
     target: Any,
 ) -> str:
     """Puts `binaries` (of `package`'s kernels) into Triton's cache for `target` where this
-    Triton, target and ptxas are those they were compiled with; says what it did."""
+    Triton would build the same binary; says what it did."""
     if not binaries or not record:
         return "none carried"
     import importlib
 
     from triton._C.libtriton import get_cache_invalidating_env_vars
-    from triton.compiler import ASTSource, make_backend
-    from triton.runtime.cache import get_cache_key, get_cache_manager
+    from triton.compiler import make_backend
+    from triton.runtime.cache import get_cache_manager
 
     here = target_record(target)
     if here["triton"] != record.get("triton"):
         return f"not used: compiled with Triton {record.get('triton')}, this is {here['triton']}"
     if here["target"] != record.get("target"):
-        return (
-            f"not used: compiled for {_gpu(record.get('target'))}, this is {_gpu(here['target'])}"
-        )
+        was, this = _gpu(record.get("target")), _gpu(here["target"])
+        return f"not used: compiled for {was}, this is {this}"
     if here["backend"] != record.get("backend"):
         return "not used: compiled with another ptxas than this Triton's"
     backend = make_backend(target)
-    env = get_cache_invalidating_env_vars()
+    env = dict(get_cache_invalidating_env_vars())
     seeded = present = 0
+    refused: list[str] = []
     for entry, files in binaries:
-        module = importlib.import_module(f"{package.__name__}.{entry['module']}")
-        jit = getattr(module, entry["kernel"])
-        src = ASTSource(
-            jit,
-            entry["signature"],
-            {tuple(k): v for k, v in entry["constants"]},
-            {tuple(k): v for k, v in entry["attrs"]},
-        )
         metadata = json.loads(files["json"])
-        # extern_libs names files of the compile machine; this Triton's own are the same
-        # libraries (the version matched) and are what its JIT hashes
-        options = backend.parse_options(
-            {k: _tuples(v) for k, v in metadata.items() if k != "extern_libs"}
+        options = _options(backend, metadata)
+        differ = sorted(
+            k
+            for k in (set(env) | set(_env(metadata))) - _FOLDED_ENV
+            if env.get(k) != metadata.get(k)
         )
-        key = get_cache_key(src, backend, options, env_vars=env)
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        if differ:
+            refused.append(f"Triton settings differ from the compile's ({', '.join(differ)})")
+            continue
+        if options.hash() != entry["options_hash"]:
+            refused.append("compile options differ from the compile's (Triton/ptxas settings)")
+            continue
+        module = importlib.import_module(f"{package.__name__}.{entry['module']}")
+        digest = _cache_hash(getattr(module, entry["kernel"]), entry, backend, options, env)
         cache = get_cache_manager(digest)
-        name = src.name[:150]
+        name = entry["kernel"][:150]  # as `triton.compile` names a kernel's files
         if cache.get_group(f"{name}.json") is not None:
             present += 1
             continue
@@ -245,7 +323,10 @@ def seed_cache(
         }
         cache.put_group(f"{name}.json", paths)
         seeded += 1
-    return (
+    status = (
         f"{seeded + present} of {len(binaries)} sm_{target.arch} binaries in Triton's cache "
         f"({seeded} placed, {present} already there)"
     )
+    if refused:
+        status += f"; {len(refused)} not used: {refused[0]}"
+    return status

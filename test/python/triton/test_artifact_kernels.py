@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tool_helpers import assert_one_error_line, run_tool
 
 import mlacc
 from mlacc.backends.testing import compile_sample
@@ -81,15 +82,8 @@ def test_changed_kernel_source_without_digest_is_one_error(layer_artifact: Path,
     path = _tampered(layer_artifact, tmp_path / "t.mlacc", rehash=False)
     with pytest.raises(ArtifactError, match="kernel sources do not match their recorded sha256"):
         mlacc.runtime.load(path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlacc.tools.mlacc_main", "run", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "do not match their recorded sha256" in proc.stderr
+    proc = run_tool("mlacc", "run", str(path))
+    assert_one_error_line(proc, "mlacc", "do not match their recorded sha256")
 
 
 def test_kernel_package_that_fails_to_import_is_one_error(layer_artifact: Path, tmp_path) -> None:

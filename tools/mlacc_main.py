@@ -528,6 +528,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _print_sm90(art) -> None:
     """The `triton` target's sm_90 register/spill check, a line per kernel config."""
+    from mlacc.runtime.executors.triton_binaries import checked_binaries, gpu_name
+
     report = art.manifest.get("backend", {}).get("triton", {}).get("sm90")
     if report is None:
         print(f"target '{art.target}' records no sm_90 check")
@@ -551,15 +553,16 @@ def _print_sm90(art) -> None:
         what = s.get("kernel") or s.get("op")
         print(f"not checked: {what}: {s['reason']}")
     binaries = art.manifest["backend"]["triton"].get("binaries")
-    if binaries:
-        size = sum(len(data) for name, data in art.payload.items() if name.startswith("binaries/"))
+    carried = checked_binaries(art.payload, binaries)
+    if carried:
+        size = sum(len(data) for _, files in carried for data in files.values())
         print(
-            f"cubins carried: {len(binaries['kernels'])} ({size / 2**20:.1f} MiB, Triton "
-            f"{binaries['triton']}, sm_{binaries['target']['arch']}); used at load where Triton "
-            "and GPU match"
+            f"cubins carried: {len(carried)} ({size / 2**20:.1f} MiB, Triton "
+            f"{binaries.get('triton')}, {gpu_name(binaries.get('target'))}); used at load where "
+            "Triton, GPU and settings match"
         )
         for s in binaries.get("not_recorded", []):
-            print(f"no cubin carried: {s['kernel']}: {s['reason']}")
+            print(f"no cubin carried: {s.get('kernel')}: {s.get('reason')}")
     else:
         print("cubins carried: none (kernels JIT-compile at load)")
 

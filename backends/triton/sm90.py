@@ -235,20 +235,26 @@ def spec_call(package: Any, spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any
     return getattr(module, spec["kernel"]), {**arguments, **spec["options"]}
 
 
-def compile_launch(package: Any, spec: Mapping[str, Any], session: CompileOnly) -> dict[str, Any]:
+def compile_launch(
+    package: Any, spec: Mapping[str, Any], session: CompileOnly, recorded: set[str]
+) -> dict[str, Any]:
     """Compiles one launch of `package`'s kernels through Triton's JIT for the session's
     target: registers, stack/local bytes, spill bytes, shared memory, and the binary
-    (manifest entry + base64 files) where it can be recorded."""
+    (manifest entry + base64 files) where it can be recorded and is not among `recorded`
+    (Triton hashes of kernels recorded before; this one's is added)."""
     kernel = session.warmup(*spec_call(package, spec))
     usage = _usage(kernel, session.target, spec["options"])
-    try:
-        entry, files = binary_record(kernel)
-        binary: dict[str, Any] = {
-            "entry": entry,
-            "files": {ext: base64.b64encode(data).decode() for ext, data in files.items()},
-        }
-    except ValueError as err:
-        binary = {"skipped": str(err)}
+    binary: dict[str, Any] | None = None
+    if kernel.hash not in recorded:
+        recorded.add(kernel.hash)
+        try:
+            entry, files = binary_record(kernel)
+            binary = {
+                "entry": entry,
+                "files": {ext: base64.b64encode(data).decode() for ext, data in files.items()},
+            }
+        except ValueError as err:
+            binary = {"skipped": str(err)}
     return {
         "hash": kernel.hash,
         "kernel": spec["kernel"],
@@ -287,8 +293,9 @@ def _compile_all(
     if not _language_interpreted():
         with _compiled_mode():
             package = load_kernel_package(sources)
+        recorded: set[str] = set()
         with compile_only(arch) as session:
-            return [_guarded(package, spec, session) for spec in specs]
+            return [_guarded(package, spec, session, recorded) for spec in specs]
     # Triton was imported under the interpreter here: compile in a fresh process without it.
     job = {
         "arch": arch,
@@ -315,9 +322,11 @@ def _compile_all(
     return results + [{"skipped": why}] * (len(specs) - len(results))
 
 
-def _guarded(package: Any, spec: Mapping[str, Any], session: CompileOnly) -> dict[str, Any]:
+def _guarded(
+    package: Any, spec: Mapping[str, Any], session: CompileOnly, recorded: set[str]
+) -> dict[str, Any]:
     try:
-        return compile_launch(package, spec, session)
+        return compile_launch(package, spec, session, recorded)
     except Exception as err:  # noqa: BLE001 - a compile failure is reported, not raised
         first = (str(err).strip().splitlines() or [""])[-1][:300]
         return {"skipped": f"{type(err).__name__}: {first}"}
@@ -369,7 +378,7 @@ def check(
         kept["ops"] += [op for op in ops if op not in kept["ops"]]
     entries, files, unrecorded = [], {}, []
     for result in by_hash.values():
-        binary = result.pop("binary")
+        binary = result.pop("binary")  # the first result of a kernel carries it
         del result["hash"]
         report["launches"].append(result)
         if "skipped" in binary:
@@ -408,9 +417,10 @@ def main() -> None:
     job = json.load(sys.stdin)
     sources = {k: v.encode() for k, v in job["sources"].items()}
     package = load_kernel_package(sources)
+    recorded: set[str] = set()
     with compile_only(int(job["arch"])) as session:
         for spec in job["specs"]:
-            print(json.dumps(_guarded(package, spec, session)), flush=True)
+            print(json.dumps(_guarded(package, spec, session, recorded)), flush=True)
 
 
 if __name__ == "__main__":

@@ -70,18 +70,18 @@ class CompileOnly:
 
     def __init__(self, target: Any) -> None:
         self.target = target
-        self._warmed: list[Any] = []
+        self._warmed: dict[int, Any] = {}
 
     def warmup(self, jit: Any, arguments: Mapping[str, Any]) -> Any:
         """The `CompiledKernel` a launch of `jit` with `arguments` (kernel parameters by name,
         launch options such as ``num_warps`` among them) runs on the target; tensors may be
         ``meta`` tensors (their address reads as 0: 16-byte aligned)."""
-        self._warmed.append(jit)
+        self._warmed[id(jit)] = jit
         return jit.warmup(grid=(1,), **arguments)
 
     def forget(self) -> None:
         """Drops what the JIT functions cached for the stand-in device."""
-        for jit in self._warmed:
+        for jit in self._warmed.values():
             jit.device_caches.pop(_NO_DEVICE, None)
         self._warmed.clear()
 
@@ -227,8 +227,10 @@ def _malformed(entry: Any) -> str | None:
     return None
 
 
-def _gpu(target: Mapping[str, Any] | None) -> str:
-    target = target or {}
+def gpu_name(target: Any) -> str:
+    """A recorded target (``{"backend", "arch", "warp_size"}``) in words."""
+    if not isinstance(target, dict):
+        return "an unrecorded GPU"
     return f"{target.get('backend')} sm_{target.get('arch')} (warp {target.get('warp_size')})"
 
 
@@ -287,7 +289,7 @@ def seed_cache(
     if here["triton"] != record.get("triton"):
         return f"not used: compiled with Triton {record.get('triton')}, this is {here['triton']}"
     if here["target"] != record.get("target"):
-        was, this = _gpu(record.get("target")), _gpu(here["target"])
+        was, this = gpu_name(record.get("target")), gpu_name(here["target"])
         return f"not used: compiled for {was}, this is {this}"
     if here["backend"] != record.get("backend"):
         return "not used: compiled with another ptxas than this Triton's"

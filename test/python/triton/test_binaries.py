@@ -228,3 +228,5 @@ def test_a_malformed_binaries_record_is_one_error(artifact: Path, tmp_path, muta
     with pytest.raises(ArtifactError, match=re.escape(message)):
         mlacc.runtime.load(path)
     assert_one_error_line(run_tool("mlacc", "run", str(path)), "mlacc", message)
+    inspect = run_tool("mlacc", "inspect", str(path), "--section", "sm90")
+    assert_one_error_line(inspect, "mlacc", message)

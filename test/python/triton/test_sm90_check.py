@@ -114,7 +114,8 @@ def test_inspect_reads_reports_from_before_spill_bytes(capsys) -> None:
     old.update(num_warps=4, num_stages=3, registers=21, stack_bytes=32, local_bytes=0)
     old.update(shared_bytes=0, spills=True)
     report = {"arch": "sm_90", "triton": "3.9.0", "launches": [old], "skipped": []}
-    art = SimpleNamespace(target="triton", manifest={"backend": {"triton": {"sm90": report}}})
+    manifest = {"backend": {"triton": {"sm90": report}}}
+    art = SimpleNamespace(target="triton", manifest=manifest, payload={})
     _print_sm90(art)
     assert "SPILLS 32 B, 32 B stack frame" in capsys.readouterr().out
 
